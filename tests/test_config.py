@@ -65,3 +65,20 @@ def test_runs_default_to_every_dataset_with_every_arch() -> None:
     validate_config(config)
     dga_runs = sorted(run for run in iter_runs(config) if run[0] == "dga")
     assert dga_runs == [("dga", "domains", "CnnLstm"), ("dga", "domains", "Wide")]
+
+
+def test_validate_config_command_uses_the_workflow_schema(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The top-level schema is the workflow's own file: a stricter copy in ``--workflow-dir`` is obeyed."""
+    from tf2lightning.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate-config", str(REPO / "config/config.yaml"), "--workflow-dir", str(REPO)]) == 0
+    assert "valid (" in capsys.readouterr().out
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    schema["properties"]["seed"] = {"type": "string"}
+    (tmp_path / "workflow/schemas").mkdir(parents=True)
+    (tmp_path / "workflow/schemas/config.schema.yaml").write_text(yaml.safe_dump(schema))
+    assert main(["validate-config", str(REPO / "config/config.yaml")]) != 0
+    assert "config key seed" in capsys.readouterr().err

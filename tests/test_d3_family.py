@@ -23,7 +23,7 @@ from tf2lightning.run import Run
 from tf2lightning.stages.parity import check_parity
 from tf2lightning.stages.weights import convert_weights
 
-ARCH = {"dim": 16, "n_blocks": 2, "heads": 2, "legacy_steps": 2, "legacy_batch_size": 4}
+ARCH = {"dim": 16, "n_blocks": 2, "heads": 2, "embed_kernel": 5, "legacy_steps": 2, "legacy_batch_size": 4}
 TRAIN = {"lr": 1e-2, "warmup": 3, "ema_decay": 0.9, "gradient_clip": 0.5, "batch_size": 4}
 
 

@@ -30,7 +30,7 @@ def _predict(args: argparse.Namespace) -> None:
 def _validate_config(args: argparse.Namespace) -> None:
     from tf2lightning.config import load_config
 
-    config = load_config(args.config)
+    config = load_config(args.config, args.workflow_dir)
     print(f"{args.config}: valid ({', '.join(config['families'])})")
 
 
@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate-config", help="check a workflow config against the schemas")
     validate.add_argument("config")
+    validate.add_argument(
+        "--workflow-dir", help="the workflow's directory (with workflow/schemas/); default: the current one"
+    )
     validate.set_defaults(handler=_validate_config)
 
     clair3 = commands.add_parser("clair3", help="Clair3 tools ('clair3 call --help')")

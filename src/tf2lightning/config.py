@@ -17,7 +17,8 @@ import yaml
 from tf2lightning.errors import ConfigError
 from tf2lightning.families import FAMILIES, family_package_file
 
-TOP_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_IN_WORKFLOW = Path("workflow") / "schemas" / "config.schema.yaml"
+SOURCE_WORKFLOW = Path(__file__).resolve().parents[2]
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -50,9 +51,24 @@ def _check(instance: Any, schema: dict[str, Any], prefix: str) -> None:
         raise ConfigError(f"config key {path}: {error.message}")
 
 
-def validate_config(config: MutableMapping[str, Any], top_schema: str | Path = TOP_SCHEMA) -> None:
-    """Validate ``config`` in place (filling defaults); raise ConfigError naming the key path."""
-    _check(config, yaml.safe_load(Path(top_schema).read_text()), "")
+def top_schema(workflow_dir: str | Path | None = None) -> Path:
+    """The workflow's top-level schema: in ``workflow_dir`` (default: the current directory, where
+    Snakemake runs), else in the source tree this package was installed from (an editable install)."""
+    candidates = [Path(workflow_dir or Path.cwd()) / SCHEMA_IN_WORKFLOW, SOURCE_WORKFLOW / SCHEMA_IN_WORKFLOW]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {SCHEMA_IN_WORKFLOW} in {candidates[0].parents[2]}: run from the workflow directory "
+        "or pass --workflow-dir"
+    )
+
+
+def validate_config(config: MutableMapping[str, Any], schema: str | Path | None = None) -> None:
+    """Validate ``config`` in place (filling defaults); raise ConfigError naming the key path.
+
+    ``schema`` is the top-level schema file (default: :func:`top_schema`)."""
+    _check(config, yaml.safe_load(Path(schema or top_schema()).read_text()), "")
     validate_families(config)
 
 
@@ -73,10 +89,10 @@ def validate_families(config: MutableMapping[str, Any]) -> None:
                     )
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file and validate it."""
+def load_config(path: str | Path, workflow_dir: str | Path | None = None) -> dict[str, Any]:
+    """Read a YAML config file and validate it against the schemas of the workflow in ``workflow_dir``."""
     config = yaml.safe_load(Path(path).read_text())
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: the config must be a mapping, found {type(config).__name__}")
-    validate_config(config)
+    validate_config(config, top_schema(workflow_dir))
     return config
