@@ -2,6 +2,9 @@
 
 Tokens are ``0..3`` (A,C,G,T); the absorbing graph adds a mask token ``4``. The model returns log-scores
 ``log s_theta(x, t)_y`` ``(B, L, n_tokens)``, the log ratios ``p_t(x with y at l) / p_t(x)``.
+
+Random draws come from a CPU ``torch.Generator`` and are moved to the data's device (:func:`_uniform`), so a
+step draws the same numbers on CPU and GPU and the plain loop, Lightning and a resumed run share one stream.
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ class LogLinearNoise:
         return (1 - self.eps) / (1 - (1 - self.eps) * t)
 
 
+def _uniform(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Tensor:
+    """``U[0, 1)`` draws from the CPU ``generator``, on ``device``."""
+    return torch.rand(shape, generator=generator).to(device)
+
+
+def _integers(high: int, shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Tensor:
+    """Integers in ``[0, high)`` from the CPU ``generator``, on ``device``."""
+    return torch.randint(0, high, shape, generator=generator).to(device)
+
+
 def _expm1(sigma: Tensor) -> Tensor:
     """``e^sigma - 1``, accurate for small and large ``sigma``."""
     return torch.where(sigma < 0.5, torch.expm1(sigma), sigma.exp() - 1)
@@ -47,7 +60,7 @@ class Graph:
     def score_entropy(self, log_score: Tensor, sigma: Tensor, xt: Tensor, x0: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def limit(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+    def limit(self, shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Tensor:
         raise NotImplementedError
 
     def reverse_probs(self, xt: Tensor, score: Tensor, rate_dt: Tensor) -> Tensor:
@@ -63,7 +76,7 @@ class AbsorbingGraph(Graph):
     mask = N_NUCLEOTIDES
 
     def sample_transition(self, x0: Tensor, sigma: Tensor, generator: torch.Generator) -> Tensor:
-        move = torch.rand(x0.shape, generator=generator) < -torch.expm1(-sigma)[:, None]
+        move = _uniform(x0.shape, generator, x0.device) < -torch.expm1(-sigma)[:, None]
         return torch.where(move, torch.full_like(x0, self.mask), x0)
 
     def score_entropy(self, log_score: Tensor, sigma: Tensor, xt: Tensor, x0: Tensor) -> Tensor:
@@ -75,8 +88,8 @@ class AbsorbingGraph(Graph):
         constant = ratio * (ratio.log() - 1)
         return torch.where(masked, positive - negative + constant, torch.zeros_like(positive))
 
-    def limit(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
-        return torch.full(shape, self.mask, dtype=torch.long)
+    def limit(self, shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Tensor:
+        return torch.full(shape, self.mask, dtype=torch.long, device=device)
 
     def reverse_probs(self, xt: Tensor, score: Tensor, rate_dt: Tensor) -> Tensor:
         jump = score[..., : self.mask] * rate_dt[:, None, None]  # unmask to each nucleotide
@@ -99,8 +112,8 @@ class UniformGraph(Graph):
     absorbing = False
 
     def sample_transition(self, x0: Tensor, sigma: Tensor, generator: torch.Generator) -> Tensor:
-        move = torch.rand(x0.shape, generator=generator) < -torch.expm1(-sigma)[:, None]
-        uniform = torch.randint(0, self.n_tokens, x0.shape, generator=generator)
+        move = _uniform(x0.shape, generator, x0.device) < -torch.expm1(-sigma)[:, None]
+        uniform = _integers(self.n_tokens, x0.shape, generator, x0.device)
         return torch.where(move, uniform, x0)
 
     def score_entropy(self, log_score: Tensor, sigma: Tensor, xt: Tensor, x0: Tensor) -> Tensor:
@@ -121,8 +134,8 @@ class UniformGraph(Graph):
         positive = scores.mean(-1) - scores.gather(-1, xt[..., None]).squeeze(-1) / n
         return positive - negative + constant
 
-    def limit(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
-        return torch.randint(0, self.n_tokens, shape, generator=generator)
+    def limit(self, shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Tensor:
+        return _integers(self.n_tokens, shape, generator, device)
 
     def reverse_probs(self, xt: Tensor, score: Tensor, rate_dt: Tensor) -> Tensor:
         jump = score * rate_dt[:, None, None] / self.n_tokens
@@ -149,7 +162,7 @@ def loss_per_sequence(
     generator: torch.Generator,
 ) -> Tensor:
     """The score-entropy loss ``(B,)``: ``sigma(t) * sum over positions``, ``t ~ U(eps-free range)``."""
-    t = (1 - noise.eps) * torch.rand(x0.shape[0], generator=generator) + noise.eps
+    t = (1 - noise.eps) * _uniform((x0.shape[0],), generator, x0.device) + noise.eps
     sigma, rate = noise.total(t), noise.rate(t)
     xt = graph.sample_transition(x0, sigma, generator)
     log_score = model(xt, sigma, labels)
@@ -157,9 +170,10 @@ def loss_per_sequence(
 
 
 def _categorical(probs: Tensor, generator: torch.Generator) -> Tensor:
-    """One draw per row of unnormalised non-negative ``probs`` (B, L, K) -> (B, L)."""
-    flat = probs.clamp(min=0).reshape(-1, probs.shape[-1]) + 1e-30
-    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+    """One draw per row of unnormalised non-negative ``probs`` (B, L, K) -> (B, L), on ``probs``' device
+    (drawn on the CPU, where ``generator`` lives)."""
+    flat = probs.clamp(min=0).reshape(-1, probs.shape[-1]).float().cpu() + 1e-30
+    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1]).to(probs.device)
 
 
 @torch.no_grad()
@@ -183,8 +197,8 @@ def sample(
     if predictor not in ("analytic", "euler"):
         raise ConfigError(f"unknown predictor {predictor!r}; expected 'analytic' or 'euler'")
     batch = labels.shape[0]
-    x = graph.limit((batch, length), generator)
-    times = torch.linspace(1.0, noise.eps, steps + 1)
+    x = graph.limit((batch, length), generator, labels.device)
+    times = torch.linspace(1.0, noise.eps, steps + 1, device=labels.device)
     for t, s in itertools.pairwise(times):
         t_vec = t.expand(batch)
         sigma_t = noise.total(t_vec)
@@ -195,7 +209,7 @@ def sample(
             probs = graph.reverse_probs(x, score, noise.rate(t_vec) * (t - s))
         x = _categorical(probs, generator)
     if graph.absorbing:
-        sigma = noise.total(torch.full((batch,), noise.eps))
+        sigma = noise.total(torch.full((batch,), noise.eps, device=labels.device))
         final = _categorical(model(x, sigma, labels).exp()[..., :N_NUCLEOTIDES], generator)
         x = torch.where(x == AbsorbingGraph.mask, final, x)
     return x

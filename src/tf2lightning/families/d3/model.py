@@ -36,7 +36,9 @@ class TimestepEmbedding(nn.Module):
 
     def forward(self, sigma: Tensor) -> Tensor:
         half = self.n_freq // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=sigma.dtype) / half)
+        freqs = torch.exp(
+            -math.log(10000.0) * torch.arange(half, dtype=sigma.dtype, device=sigma.device) / half
+        )
         angles = sigma[:, None] * freqs[None]
         return self.mlp(torch.cat([angles.cos(), angles.sin()], -1))
 
@@ -49,8 +51,9 @@ def rotate_half(x: Tensor) -> Tensor:
 def rotary(x: Tensor) -> Tensor:
     """Rotary position embedding, rotate-half convention (GPT-NeoX), on ``(B, H, L, head_dim)``."""
     length, head_dim = x.shape[-2], x.shape[-1]
-    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2, dtype=x.dtype) / head_dim))
-    angles = torch.arange(length, dtype=x.dtype)[:, None] * inv_freq[None]
+    positions = torch.arange(length, dtype=x.dtype, device=x.device)
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2, dtype=x.dtype, device=x.device) / head_dim))
+    angles = positions[:, None] * inv_freq[None]
     angles = torch.cat([angles, angles], -1)
     return x * angles.cos() + rotate_half(x) * angles.sin()
 

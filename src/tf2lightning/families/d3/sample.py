@@ -30,7 +30,9 @@ def test_conditions(run: Run, data_h5: Path) -> np.ndarray:
 def sample_sequences(run: Run, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> None:
     """Inputs ``model`` (train/model.pt) and ``data``; output ``samples``."""
     torch.set_num_threads(run.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, _ = load_model(run, inputs["model"])
+    model = model.to(device)
     kind = dataset_kind(run)
     conditions = test_conditions(run, inputs["data"])
     steps = int(run.arch.get("sampling_steps", 64))
@@ -47,12 +49,14 @@ def sample_sequences(run: Run, inputs: Mapping[str, Path], outputs: Mapping[str,
             model,
             graph,
             noise,
-            torch.from_numpy(conditions[i : i + batch_size]),
+            torch.from_numpy(conditions[i : i + batch_size]).to(device),
             kind.length,
             steps,
             predictor,
             generator,
-        ).numpy()
+        )
+        .cpu()
+        .numpy()
         for i in range(0, len(conditions), batch_size)
     ]
     seconds = time.perf_counter() - start
