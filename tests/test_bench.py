@@ -12,7 +12,14 @@ import pytest
 from tests.tfside import run_tf
 from tf2lightning.bench.machine import cpu_model, describe, machine_info
 from tf2lightning.bench.protocol import SideResult
-from tf2lightning.bench.suite import Settings, bench_inference, result_rows, tile_rows
+from tf2lightning.bench.suite import (
+    Settings,
+    bench_data,
+    bench_inference,
+    bench_training,
+    result_rows,
+    tile_rows,
+)
 from tf2lightning.bench.timing import Timing, from_durations, measure
 from tf2lightning.core.tsv import read_tsv
 from tf2lightning.run import Run, run_to_dict
@@ -147,6 +154,226 @@ def test_dga_inference_benchmark_through_child_processes(tmp_path):
     assert rows[("torch", "onnxruntime")]["status"] == "ok"
     for variant in ("eager", "torchscript", "onnxruntime"):
         assert float(rows[("torch", variant)]["max_abs_err_vs_tf"]) < 1e-5
+    flops = {float(rows[("torch", v)]["flops_per_item"]) for v in ("eager", "torchscript", "onnxruntime")}
+    assert len(flops) == 1 and flops.pop() > 0  # counted on the eager call: the same math in each
+    assert rows[("tf", "keras")]["flops_per_item"] == "" and rows[("torch", "eager")]["mfu"] == ""
     ratios = [float(rows[("tf", v)]["ratio"]) for v in ("keras", "tf.function")]
     assert max(ratios) == pytest.approx(1.0)
     assert not list(out.parent.glob(".bench.*"))  # the scratch inputs are gone
+
+
+# --- model FLOPs columns --------------------------------------------------------------------------------
+
+
+def test_with_flops_adds_achieved_tflops_and_mfu_only_with_a_peak(monkeypatch):
+    import torch
+
+    from tf2lightning.bench import mfu
+
+    layer = torch.nn.Linear(16, 8, bias=False)
+    x = torch.randn(4, 16)
+    per_item = mfu.flops_per_item(lambda: layer(x), items=4)
+    assert per_item == 2 * 16 * 8  # one multiply-add per weight per example
+    timing = Timing((0.5, 0.5), items=4)
+    cpu = mfu.with_flops(timing, per_item, torch.device("cpu"))
+    assert cpu.extra["achieved_tflops"] == pytest.approx(per_item * 8 / 1e12)  # 8 examples/s
+    assert cpu.extra["mfu"] is None  # no peak on a CPU
+    monkeypatch.setattr(mfu, "peak_flops", lambda device, dtype: 1e4)  # a device with a known peak
+    gpu = mfu.with_flops(timing, per_item, torch.device("cpu"))
+    assert gpu.extra["mfu"] == pytest.approx(per_item * 8 / 1e4)
+    assert mfu.with_flops(timing, None, torch.device("cpu")) is timing
+    assert Timing.from_dict(json.loads(json.dumps(gpu.to_dict()))).extra == gpu.extra
+
+
+def test_result_rows_carry_flop_columns_and_leave_them_empty_where_unknown():
+    run = Run("d3", "d", "a")
+    timed = Timing((0.5,), 4, extra={"flops_per_item": 10.0, "achieved_tflops": 8e-11, "mfu": None})
+    result = SideResult("torch", "training", timings={"plain loop": timed, "lightning": Timing((0.25,), 4)})
+    rows = {r["variant"]: r for r in result_rows(run, [result], Settings(), "plain loop")}
+    assert rows["plain loop"]["flops_per_item"] == 10.0 and rows["plain loop"]["achieved_tflops"] == 8e-11
+    assert rows["plain loop"]["mfu"] == "" and rows["lightning"]["flops_per_item"] == ""
+    assert rows["lightning"]["ratio"] == pytest.approx(2.0)
+
+
+def test_throughput_labels_and_table_show_flops_only_when_present():
+    from tf2lightning.bench.plots import bar_label
+    from tf2lightning.bench.report import bench_columns
+
+    row = {"rate": "10", "ratio": "1.5", "achieved_tflops": "0.002", "mfu": "0.12", "status": "ok"}
+    assert bar_label(row) == "1.50x, 0.002 TFLOP/s, MFU 12.0%"
+    assert bar_label({**row, "mfu": ""}) == "1.50x, 0.002 TFLOP/s"
+    assert bar_label({**row, "rate": "", "status": "RuntimeError: boom"}) == "RuntimeError: boom"
+    assert "mfu" in bench_columns([row])
+    assert "mfu" not in bench_columns([{**row, "mfu": ""}])
+    assert "achieved_tflops" in bench_columns([{**row, "mfu": ""}])
+
+
+def test_child_env_hides_gpus_only_for_cpu_requests(monkeypatch):
+    from tf2lightning.bench.protocol import child_env
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert child_env(1, "cpu")["CUDA_VISIBLE_DEVICES"] == ""
+    assert child_env(1, "auto")["CUDA_VISIBLE_DEVICES"] == "0"
+    assert child_env(3)["OMP_NUM_THREADS"] == "3"
+
+
+# --- families ported from plain PyTorch: their plain loop vs Lightning, one torch child ----------------
+
+
+def test_plain_pytorch_families_declare_their_benchmarks():
+    from tf2lightning.bench.family_hooks import declared_tasks
+
+    assert declared_tasks("d3") == ("training", "loading", "convert")
+    assert declared_tasks("tabular") == ("training", "convert")  # its plain loop reads via the DataModule
+    assert Settings.for_run(Run("tabular", "wine", "MLP")).device == "cpu"  # the plain loop is CPU-only
+    assert Settings.for_run(Run("d3", "mpra", "Conv")).device == "auto"
+
+
+D3_RUN = Run(
+    "d3",
+    "deepstarr",
+    "Tran",
+    dataset={"n_train": 12, "n_valid": 4, "n_test": 4},
+    arch={"dim": 16, "n_blocks": 1, "heads": 2, "legacy_steps": 1, "legacy_batch_size": 4},
+    train={"lr": 1e-3, "warmup": 2, "ema_decay": 0.9, "gradient_clip": 1.0, "batch_size": 4},
+    threads=1,
+)
+
+
+@pytest.fixture(scope="module")
+def d3_files(tmp_path_factory):
+    """The tiny D3 run's upstream file, data.h5 and converted one-step legacy checkpoint."""
+    from tf2lightning.families.d3 import data, legacy
+    from tf2lightning.stages.weights import convert_weights
+
+    root = tmp_path_factory.mktemp("d3_bench")
+    legacy.write_data(D3_RUN, root / "legacy_data")
+    data.convert(D3_RUN, root / "legacy_data", root / "data.h5")
+    legacy.train_model(D3_RUN, root / "legacy_data", root / "legacy_model")
+    convert_weights(D3_RUN, root / "legacy_model", "pth", root / "pth.safetensors")
+    (root / "bench").mkdir()
+    return root
+
+
+def test_d3_training_benchmark_times_its_plain_step_against_lightning(d3_files):
+    import torch
+
+    from tf2lightning.bench.flops import count_flops
+    from tf2lightning.families.d3.bench import train_batch
+    from tf2lightning.families.d3.training import Settings as D3Settings
+    from tf2lightning.families.d3.training import batch_loss
+    from tf2lightning.stages.weights import load_port
+
+    paths = {
+        "model_dir": d3_files / "legacy_model",
+        "h5": d3_files / "data.h5",
+        "weights": d3_files / "pth.safetensors",
+    }
+    out = d3_files / "bench" / "training.tsv"
+    bench_training(D3_RUN, paths, out, Settings(4, threads=1, warmup=1, repeats=3, device="cpu"))
+    rows = {(r["side"], r["variant"]): r for r in read_tsv(out)}
+    assert set(rows) == {("torch", "plain loop"), ("torch", "lightning")}  # no TF side
+    for row in rows.values():
+        assert row["status"] == "ok" and row["baseline"] == "plain loop" and row["device"] == "cpu"
+        assert int(row["repeats"]) == 3 and float(row["items"]) == 4
+        assert row["mfu"] == ""  # no peak on a CPU
+    plain, lightning = rows[("torch", "plain loop")], rows[("torch", "lightning")]
+    assert float(plain["ratio"]) == pytest.approx(1.0)
+    ratio = float(lightning["rate"]) / float(plain["rate"])
+    assert float(lightning["ratio"]) == pytest.approx(ratio, rel=1e-5)  # the TSV keeps 6 digits
+    # the FLOPs of one step are the loss's forward and backward on this batch, as counted here
+    model = load_port(D3_RUN, paths["weights"]).train()
+    batch = {k: torch.as_tensor(v) for k, v in train_batch(D3_RUN, paths["h5"], 4).items()}
+    settings = D3Settings.from_run(D3_RUN)
+    expected = count_flops(lambda: batch_loss(model, settings, batch["seq"], batch["activity"], 0).backward())
+    for row in (plain, lightning):
+        assert float(row["flops_per_item"]) == pytest.approx(expected / 4, rel=1e-5)
+        achieved = expected / 4 * float(row["rate"]) / 1e12
+        assert float(row["achieved_tflops"]) == pytest.approx(achieved, rel=1e-4)
+
+
+def test_d3_data_benchmark_times_the_upstream_reader_against_the_datamodule(d3_files):
+    paths = {"legacy_dir": d3_files / "legacy_data", "h5": d3_files / "data.h5"}
+    out = d3_files / "bench" / "data.tsv"
+    bench_data(D3_RUN, paths, out, Settings(4, threads=1, warmup=1, repeats=2, device="cpu"))
+    rows = {(r["task"], r["variant"]): r for r in read_tsv(out)}
+    assert set(rows) == {
+        ("loading", "legacy reader"),
+        ("loading", "DataModule 0 workers"),
+        ("loading", "DataModule 2 workers"),
+        ("convert", "convert"),
+    }
+    for row in rows.values():
+        assert row["status"] == "ok" and row["side"] == "torch", row
+    for variant in ("legacy reader", "DataModule 0 workers", "DataModule 2 workers"):
+        assert float(rows[("loading", variant)]["items"]) == 12  # 3 full batches of the 12 train rows
+        assert rows[("loading", variant)]["baseline"] == "legacy reader"
+    assert float(rows[("loading", "legacy reader")]["ratio"]) == pytest.approx(1.0)
+    assert rows[("convert", "convert")]["unit"] == "MB" and rows[("convert", "convert")]["ratio"] == ""
+
+
+def test_d3_legacy_reader_yields_what_the_plain_loop_trains_on(d3_files):
+    import numpy as np
+
+    from tf2lightning.families.d3 import upstream
+    from tf2lightning.families.d3.bench import legacy_batches
+    from tf2lightning.families.d3.datasets import dataset_kind
+    from tf2lightning.families.d3.legacy import cycle_batches
+
+    seqs, activity = upstream.read_split(dataset_kind(D3_RUN), d3_files / "legacy_data", "train")
+    order = next(cycle_batches(len(seqs), 4, D3_RUN.seed))  # the first batch of legacy.train_model
+    batches = list(legacy_batches(D3_RUN, d3_files / "legacy_data", 4))
+    assert len(batches) == 3 and len(list(legacy_batches(D3_RUN, d3_files / "legacy_data", 4))) == 3
+    np.testing.assert_array_equal(batches[0]["seq"].numpy(), seqs[order])
+    np.testing.assert_array_equal(batches[0]["activity"].numpy(), activity[order])
+
+
+def test_tabular_training_benchmark_times_whole_runs_of_both_loops(tmp_path):
+    import torch
+
+    from tf2lightning.bench.flops import count_flops
+    from tf2lightning.config import validate_families
+    from tf2lightning.families.tabular import data, legacy, model, teacher
+    from tf2lightning.stages.weights import convert_weights
+
+    arch = {"kind": "mlp", "hidden": [16, 8], "activation": "geglu", "legacy_epochs": 1}
+    section = {
+        "datasets": {"wine": {"teacher_max_iter": 5}},
+        "archs": {"MLP": arch},
+        "train": {"max_epochs": 2, "batch_size": 32, "patience": 1},
+    }
+    config = {"seed": 1, "threads": 1, "families": {"tabular": section}}
+    validate_families(config)
+    run = Run.from_config(config, "tabular", "wine", "MLP")
+    (tmp_path / "legacy_data").mkdir()
+    legacy.write_data(run, tmp_path / "legacy_data")
+    data.convert(run, tmp_path / "legacy_data", tmp_path / "data.h5")
+    teacher.fit_teacher(run, {"data": tmp_path / "data.h5"}, {"probs": tmp_path / "probs.h5"})
+    legacy.train_model(run, tmp_path / "legacy_data", tmp_path / "legacy_model")
+    convert_weights(run, tmp_path / "legacy_model", "pt", tmp_path / "pt.safetensors")
+    paths = {
+        "model_dir": tmp_path / "legacy_model",
+        "h5": tmp_path / "data.h5",
+        "weights": tmp_path / "pt.safetensors",
+        "teacher": tmp_path / "probs.h5",
+    }
+    out = tmp_path / "bench" / "training.tsv"
+    out.parent.mkdir()
+    bench_training(run, paths, out, Settings.for_run(run, warmup=1, repeats=2))
+    rows = {r["variant"]: r for r in read_tsv(out)}
+    assert set(rows) == {"plain loop", "lightning"}
+    table = data.read_table(tmp_path / "data.h5")
+    n_train, n_val = int((table.split == 0).sum()), int((table.split == 1).sum())
+    for row in rows.values():
+        assert row["status"] == "ok" and row["side"] == "torch" and row["device"] == "cpu", row
+        assert float(row["items"]) == n_train * 2  # every epoch ran: early stopping is off
+        assert int(row["repeats"]) == 2
+    ratio = float(rows["lightning"]["rate"]) / float(rows["plain loop"]["rate"])
+    assert float(rows["lightning"]["ratio"]) == pytest.approx(ratio, rel=1e-5)
+    # per example trained: forward and backward of one train row, plus its share of the validation forward
+    forward = count_flops(lambda: model.build(run)(torch.zeros(1, table.x.shape[1])))
+    per_item = float(rows["plain loop"]["flops_per_item"])
+    validation = forward * n_val / n_train
+    assert 2 * forward < per_item - validation <= 3 * forward
+    assert float(rows["lightning"]["flops_per_item"]) == per_item
+    assert not list(out.parent.glob(".bench.*"))

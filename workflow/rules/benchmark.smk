@@ -1,7 +1,9 @@
 """Benchmarks (tf2lightning.bench): TF vs the port, each side in its own child process, one TSV per task.
 
 The rules run in the torch env; the TF side's child uses ``$TF2LIGHTNING_TF_PYTHON`` when set (the TF env's
-interpreter), else the same one. A family benchmarks inference always, and what its ``bench.TASKS`` adds.
+interpreter), else the same one. A TF family benchmarks inference always, and what its ``bench.TASKS`` adds;
+a family ported from plain PyTorch compares its plain loop (and reader) with Lightning (and the DataModule).
+Inference and training time the port on the GPU when the job has one (with model FLOPs utilisation).
 """
 
 rule bench_inference:
@@ -22,13 +24,14 @@ rule bench_inference:
     conda:
         "../envs/torch.yaml"
     container:
-        container("torch")
+        container("torch_gpu")
     script:
         "../scripts/bench_inference.py"
 
 
 rule bench_training:
     input:
+        unpack(extra_inputs("train")),
         model_dir=legacy_model_dir,
         h5="results/{family}/{dataset}/data.h5",
         weights=primary_weights,
@@ -43,7 +46,7 @@ rule bench_training:
     conda:
         "../envs/torch.yaml"
     container:
-        container("torch")
+        container("torch_gpu")
     script:
         "../scripts/bench_training.py"
 

@@ -4,8 +4,9 @@ Every benchmark runs the TensorFlow side and the torch side in separate child pr
 (:mod:`~tf2lightning.bench.child`, JSON protocol in :mod:`~tf2lightning.bench.protocol`) on the same saved
 inputs, batch size and thread count; each reports medians and IQRs of repeated timed runs after warm-up
 (:mod:`~tf2lightning.bench.timing`) and its peak resident memory; the parent (no framework,
-:mod:`~tf2lightning.bench.suite`) writes one TSV with ratios against the TF baseline. The machine is
-recorded by :mod:`~tf2lightning.bench.machine`.
+:mod:`~tf2lightning.bench.suite`) writes one TSV with ratios against the baseline: TF, or for a family
+ported from plain PyTorch its plain loop, timed in the same child as Lightning. The machine is recorded
+by :mod:`~tf2lightning.bench.machine`.
 
 ==============  ==========================================================  ==============================
 task            what is timed                                               baseline of the ratios
@@ -14,11 +15,18 @@ inference       TF: Keras call, ``tf.function``; torch: eager, TorchScript  the 
                 ``export/model.ts``, ONNX Runtime ``export/model.onnx``;
                 generic route: tf2onnx -> ONNX Runtime, -> onnx2torch
 training        the family's Keras step vs a plain torch loop and            ``keras train step``
-                Lightning ``Trainer.fit`` (per-step times), same batch
+                Lightning ``Trainer.fit`` (per-step times), same batch;
+                families ported from plain PyTorch: their own plain loop     ``plain loop``
+                vs Lightning in one torch child (per step, or whole runs)
 loading         ``tf.data`` on the legacy TFRecords vs the HDF5 DataModule   ``tf.data``
-                with 0 and 2 workers (full passes over the train split)
+                with 0 and 2 workers (full passes over the train split);
+                plain-PyTorch families: their plain loop's own reader        ``legacy reader``
 convert         the family's data converter, MB/s of legacy input           (none)
 ==============  ==========================================================  ==============================
+
+Torch variants also report their model FLOPs per item (counted once with ``FlopCounterMode``), the
+achieved TFLOP/s and, on a GPU with a known peak, the model FLOPs utilisation
+(:mod:`~tf2lightning.bench.mfu`, :mod:`~tf2lightning.bench.flops`).
 
 How a family plugs in
 ---------------------
@@ -32,16 +40,25 @@ module ``families/<name>/bench.py`` (importing no framework at module level):
 factory                                                 side  used by
 ======================================================  ====  =============================================
 ``TASKS``: tuple of task names beyond ``inference``     none  the workflow (which rules to run)
+``DEVICE``: ``"cpu"`` to keep every child off the GPU   none  all tasks (default ``"auto"``)
 ``train_batch(run, h5, batch_size) -> {name: array}``   none  training: the batch both sides train on
 ``tf_train_step(run, keras_model, batch) -> () -> Any``  TF    training: one optimizer step
 ``torch_loss(run, model, batch) -> Tensor``             torch training: the plain loop's loss
+``torch_plain_step(run, model, batch) -> () -> Any``    torch training: the family's own plain-loop step
+                                                              (instead of ``torch_loss``)
+``torch_fit(run, paths, out_dir, lightning=) -> int``   torch training over whole runs (instead of one
+                                                              batch): one run of either loop, examples
+                                                              trained
 ``torch_batch(run, arrays) -> batch``                   torch training: the batch as ``lit`` expects it
                                                               (default: dict of tensors)
 ``tf_model(run, model_dir) -> keras.Model``             TF    inference/training (default
                                                               ``legacy.load_model``)
 ``tf_dataset(run, legacy_dir, batch_size) -> iterable``  TF    loading: the legacy ``tf.data`` pipeline
+``legacy_batches(run, legacy_dir, batch_size)``         torch loading: the plain loop's own reader
 ======================================================  ====  =============================================
 
 ``convert`` uses ``data.convert`` and torch-side ``loading`` uses ``data.make_datamodule`` with
-``run.train`` overridden (``num_workers``, ``batch_size``). The DGA family's ``bench.py`` is the example.
+``run.train`` overridden (``num_workers``, ``batch_size``). The DGA family's ``bench.py`` is the example
+for a TF family; ``d3`` (per-step training, its own reader) and ``tabular`` (whole runs) for families ported
+from plain PyTorch.
 """

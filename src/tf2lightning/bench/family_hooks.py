@@ -19,8 +19,9 @@ def bench_module(family: str) -> Any | None:
 def declared_tasks(family: str) -> tuple[str, ...]:
     """The tasks the family can benchmark: its ``bench.TASKS``, with ``inference`` always for TF families.
 
-    Families ported from plain PyTorch have no TF side to compare against; they benchmark their plain loop
-    against Lightning with their own scripts (``benchmarks/<family>_*.py``) unless they declare tasks here.
+    Families ported from plain PyTorch have no TF side and no inference comparison; what their
+    ``bench.TASKS`` declares compares their plain loop (and its data reader) with Lightning (and the HDF5
+    DataModule).
     """
     module = bench_module(family)
     extra = tuple(getattr(module, "TASKS", ())) if module else ()

@@ -25,9 +25,22 @@ def _save(fig: Any, path: str | Path) -> None:
     plt.close(fig)
 
 
+def bar_label(row: Mapping[str, str]) -> str:
+    """A bar's label: its ratio to the baseline, then achieved TFLOP/s and MFU where the row has them;
+    a failed variant's status instead."""
+    if not row["rate"]:
+        return row["status"][:70]
+    parts = [f"{float(row['ratio']):.2f}x"] if row["ratio"] else []
+    if row.get("achieved_tflops"):
+        parts.append(f"{float(row['achieved_tflops']):.3g} TFLOP/s")
+    if row.get("mfu"):
+        parts.append(f"MFU {float(row['mfu']):.1%}")
+    return ", ".join(parts)
+
+
 def throughput_bars(rows: Sequence[Mapping[str, str]], out_png: str | Path, title: str) -> None:
-    """One panel per task: each variant's rate (horizontal bar), labelled with its ratio to the baseline;
-    failed variants are listed with their status instead of a bar."""
+    """One panel per task: each variant's rate (horizontal bar), labelled with its ratio to the baseline
+    (and its achieved TFLOP/s and MFU where known); failed variants are listed with their status instead."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     if not tasks:
         fig, ax = plt.subplots(figsize=(8, 1.5))
@@ -43,18 +56,18 @@ def throughput_bars(rows: Sequence[Mapping[str, str]], out_png: str | Path, titl
         rates = [float(r["rate"]) if r["rate"] else 0.0 for r in task_rows]
         colours = [SIDE_COLOURS.get(r["side"], "grey") for r in task_rows]
         y = np.arange(len(task_rows))
-        ax.barh(y, rates, color=colours)
+        bars = ax.barh(y, rates, color=colours)
+        for bar, row in zip(bars, task_rows, strict=True):
+            if row["variant"] == row["baseline"]:
+                bar.set_hatch("//")  # the baseline (a plain-PyTorch family's is on the torch side too)
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
         top = max(rates) if max(rates) > 0 else 1.0
         for i, row in enumerate(task_rows):
-            text = f"{float(row['ratio']):.2f}x" if row["ratio"] else ""
-            if not row["rate"]:
-                text = row["status"][:70]
-            ax.text(rates[i] + top * 0.01, i, text, va="center", fontsize=8)
+            ax.text(rates[i] + top * 0.01, i, bar_label(row), va="center", fontsize=8)
         unit = next((r["unit"] for r in task_rows if r["unit"]), "")
         baseline = task_rows[0]["baseline"]
-        ax.set_xlim(0, top * 1.35)
+        ax.set_xlim(0, top * 1.6)
         ax.set_xlabel(f"{unit}/s (median)" + (f"; ratio vs {baseline}" if baseline else ""))
         ax.set_title(task, loc="left", fontsize=10)
     fig.suptitle(title, fontsize=11)

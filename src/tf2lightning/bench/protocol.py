@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 Side = Literal["tf", "torch"]
 PYTHON_VARIABLES = {"tf": "TF2LIGHTNING_TF_PYTHON", "torch": "TF2LIGHTNING_TORCH_PYTHON"}
+LEGACY_READER = "legacy reader"
+"""The loading variant of a family ported from plain PyTorch: its plain loop's own reader, the baseline."""
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
@@ -61,11 +63,14 @@ class SideResult:
         return result
 
 
-def child_env(threads: int) -> dict[str, str]:
-    """The child's environment: thread counts fixed, TensorFlow quiet."""
+def child_env(threads: int, device: str = "auto") -> dict[str, str]:
+    """The child's environment: thread counts fixed, TensorFlow quiet, and no GPU visible when the
+    request says ``device="cpu"`` (so code that picks its own device, e.g. a Trainer, stays on the CPU)."""
     env = dict(os.environ)
     env.update({name: str(threads) for name in THREAD_VARIABLES})
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
     return env
 
 
@@ -81,7 +86,11 @@ def run_side(request: dict[str, Any], work_dir: Path, timeout: float = 1800) -> 
         log.info("%s/%s child: %s", side, request["task"], " ".join(cmd))
         try:
             proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout, env=child_env(int(request["threads"]))
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=child_env(int(request["threads"]), str(request.get("device", "auto"))),
             )
         except subprocess.TimeoutExpired:
             return SideResult(side, request["task"], errors={"*": f"child timed out after {timeout:.0f} s"})

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from tf2lightning.bench.suite import FLOP_COLUMNS
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.core.tsv import read_tsv
 from tf2lightning.families import family_spec
@@ -73,6 +74,8 @@ BENCH_COLUMNS = (
     "threads",
     "rate",
     "unit",
+    "achieved_tflops",
+    "mfu",
     "median_s",
     "iqr_s",
     "repeats",
@@ -82,6 +85,20 @@ BENCH_COLUMNS = (
     "peak_rss_mb",
     "status",
 )
+
+
+OPTIONAL_COLUMNS = (*FLOP_COLUMNS, "max_abs_err_vs_tf")
+"""Shown only when a row has them: no MFU on a CPU, no error vs TF for a family ported from plain PyTorch."""
+
+
+def bench_columns(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The benchmark table's columns, without the optional ones no row has."""
+    return tuple(c for c in BENCH_COLUMNS if c not in OPTIONAL_COLUMNS or any(r.get(c) for r in rows))
+
+
+def legacy_label(run: Run) -> str:
+    """What the family was migrated from: ``TensorFlow`` or ``plain PyTorch``."""
+    return "TensorFlow" if family_spec(run.family).legacy_framework == "tensorflow" else "plain PyTorch"
 
 
 def machine_line(info: Mapping[str, Any]) -> str:
@@ -108,7 +125,7 @@ def summary_html(
         f"<html><head><meta charset='utf-8'>{STYLE}</head><body>",
         f"<h2>{html.escape(run.name)}</h2>",
         f"<p>Machine: {machine_line(info)}</p>",
-        "<h3>Parity (TF legacy model vs PyTorch port, reference probe inputs)</h3>",
+        f"<h3>Parity ({legacy_label(run)} legacy model vs the port, reference probe inputs)</h3>",
         "<p>" + "<br>".join(html.escape(c) for c in _comments(parity_tsv)[:5]) + "</p>",
         f"<p>Largest error of any output or layer: {float(worst['max_abs_err']):.3g} "
         f"({html.escape(' '.join((worst['source'], worst['kind'], worst['legacy_name'])))})</p>",
@@ -123,9 +140,12 @@ def summary_html(
         "<h3>Evaluation (held-out test split, Lightning-trained port)</h3>",
         html_table(read_tsv(eval_tsv), ("metric", "value")),
         "<h3>Throughput, ratios and peak memory</h3>",
-        "<p>Median of repeated runs after warm-up; ratio = rate / baseline rate (&gt;1: faster than TF). "
-        "Each side ran in its own process; peak_rss_mb is that process's peak resident memory.</p>",
-        html_table(bench_rows, BENCH_COLUMNS),
+        "<p>Median of repeated runs after warm-up; ratio = rate / baseline rate (&gt;1: faster than the "
+        "baseline: TF, or for a family ported from plain PyTorch its plain loop and its reader). Each side "
+        "ran in its own process; peak_rss_mb is that process's peak resident memory. achieved_tflops: "
+        "model FLOPs (counted once per variant's work) per second at the median; mfu: that over the "
+        "device's dense peak, only on a GPU with a known peak.</p>",
+        html_table(bench_rows, bench_columns(bench_rows)),
         "</body></html>",
     ]
     with atomic_path(out_html) as tmp:
@@ -155,7 +175,7 @@ def combination_report(run: Run, inputs: Mapping[str, Any], outputs: Mapping[str
     throughput bars and the summary page. ``inputs``/``outputs`` are the report rule's, by name."""
     from tf2lightning.bench import plots
 
-    legacy = "TensorFlow" if family_spec(run.family).legacy_framework == "tensorflow" else "plain PyTorch"
+    legacy = legacy_label(run)
     bench = list(inputs["bench"])
     points = parity_points(run, inputs["reference"], inputs["weights"])
     plots.parity_scatter(points, outputs["parity"], f"{run.name}: {legacy} vs the port", legacy)

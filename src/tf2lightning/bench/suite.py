@@ -1,6 +1,8 @@
 """The benchmark runs the workflow's rules call (no framework here): each runs the TF side and the torch
 side in their own child processes on the same saved inputs, batch size and thread count, and writes one
-TSV of medians, IQRs, throughputs and ratios against the TF baseline.
+TSV of medians, IQRs, throughputs, model FLOPs and ratios against the baseline: TF, or for a family ported
+from plain PyTorch its plain loop (training) and its plain loop's reader (loading), timed in the same child
+as Lightning and the HDF5 DataModule.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from tf2lightning.bench.family_hooks import hook
-from tf2lightning.bench.protocol import SideResult, run_side
+from tf2lightning.bench.family_hooks import bench_module, declared_tasks, hook
+from tf2lightning.bench.protocol import LEGACY_READER, SideResult, run_side
 from tf2lightning.core.reference_file import read_reference
 from tf2lightning.core.tsv import write_tsv
+from tf2lightning.families import family_spec
 from tf2lightning.run import Run, run_to_dict
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,9 @@ COLUMNS = (
     "median_s",
     "iqr_s",
     "rate",
+    "flops_per_item",
+    "achieved_tflops",
+    "mfu",
     "baseline",
     "ratio",
     "max_abs_err_vs_tf",
@@ -47,9 +53,15 @@ COLUMNS = (
 )
 
 
+FLOP_COLUMNS = ("flops_per_item", "achieved_tflops", "mfu")
+"""Filled for torch variants whose model FLOPs could be counted; ``mfu`` only on a device with a known
+peak (a GPU), see :mod:`tf2lightning.bench.mfu`."""
+
+
 @dataclass(frozen=True)
 class Settings:
-    """What every side of one benchmark shares; ``device="auto"`` lets the torch side use a GPU."""
+    """What every side of one benchmark shares; ``device="auto"`` lets the torch side use a GPU, ``"cpu"``
+    hides it from the children."""
 
     batch_size: int = 64
     threads: int = 1
@@ -60,8 +72,13 @@ class Settings:
 
     @classmethod
     def for_run(cls, run: Run, **overrides: Any) -> Settings:
-        """The run's training batch size and job threads, unless overridden."""
-        base = {"batch_size": int(run.train.get("batch_size", 64)), "threads": run.threads}
+        """The run's training batch size and job threads, and the family's ``bench.DEVICE`` if it pins
+        one (e.g. a plain loop that only runs on the CPU), unless overridden."""
+        base = {
+            "batch_size": int(run.train.get("batch_size", 64)),
+            "threads": run.threads,
+            "device": getattr(bench_module(run.family), "DEVICE", "auto"),
+        }
         return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -108,6 +125,7 @@ def result_rows(
         for name in [*r.timings, *r.errors]:
             t = r.timings.get(name)
             err = errors.get(name) if isinstance(errors, Mapping) else errors
+            extra = t.extra if t else {}
             rows.append(
                 {
                     "family": run.family,
@@ -125,6 +143,7 @@ def result_rows(
                     "median_s": t.median_s if t else "",
                     "iqr_s": t.iqr_s if t else "",
                     "rate": t.rate if t else "",
+                    **{k: "" if extra.get(k) is None else extra[k] for k in FLOP_COLUMNS},
                     "baseline": baseline or "",
                     "ratio": t.rate / base_rate if t and base_rate else "",
                     "max_abs_err_vs_tf": "" if err is None else float(err),
@@ -170,26 +189,34 @@ def bench_inference(
     return rows
 
 
+def plain_torch(run: Run) -> bool:
+    """Whether the family was ported from plain PyTorch: no TF side, the plain loop is the baseline."""
+    return family_spec(run.family).legacy_framework == "torch"
+
+
 def bench_training(
     run: Run, paths: Mapping[str, str | Path], out_tsv: str | Path, settings: Settings
 ) -> list[dict[str, Any]]:
-    """Training steps on one batch from ``data.h5``: the family's Keras step vs a plain torch loop and
-    Lightning, both starting from the converted weights. ``paths``: ``model_dir``, ``h5``, ``weights``."""
+    """Training throughput: the family's Keras step vs a plain torch loop and Lightning on one batch from
+    ``data.h5``, both starting from the converted weights; for a family ported from plain PyTorch, its
+    own plain loop vs Lightning in one torch child, per step on one batch or over whole runs (when its
+    ``bench.torch_fit`` says so, see :mod:`tf2lightning.bench.torch_training`).
+
+    ``paths``: ``model_dir``, ``h5``, ``weights`` and the train rule's extra inputs (e.g. ``teacher``).
+    """
     out_tsv = Path(out_tsv)
-    arrays = hook(run.family, "train_batch")(run, Path(paths["h5"]), settings.batch_size)
     with tempfile.TemporaryDirectory(dir=out_tsv.parent, prefix=".bench.") as tmp:
         work = Path(tmp)
-        np.savez(work / "batch.npz", **arrays)
-        side_paths = {
-            "batch": work / "batch.npz",
-            "model_dir": paths["model_dir"],
-            "weights": paths["weights"],
-        }
-        results = [
-            run_side(request(run, "tf", "training", settings, side_paths), work),
-            run_side(request(run, "torch", "training", settings, side_paths), work),
-        ]
-    rows = result_rows(run, results, settings, baseline="keras train step")
+        side_paths: dict[str, Any] = {**paths, "scratch": work}
+        if not hasattr(bench_module(run.family), "torch_fit"):
+            arrays = hook(run.family, "train_batch")(run, Path(paths["h5"]), settings.batch_size)
+            np.savez(work / "batch.npz", **arrays)
+            side_paths["batch"] = work / "batch.npz"
+        sides = ("torch",) if plain_torch(run) else ("tf", "torch")
+        results = [run_side(request(run, side, "training", settings, side_paths), work) for side in sides]
+    rows = result_rows(
+        run, results, settings, baseline="plain loop" if plain_torch(run) else "keras train step"
+    )
     write_tsv(out_tsv, rows, COLUMNS)
     return rows
 
@@ -197,18 +224,40 @@ def bench_training(
 def bench_data(
     run: Run, paths: Mapping[str, str | Path], out_tsv: str | Path, settings: Settings
 ) -> list[dict[str, Any]]:
-    """Examples/s of tf.data on the legacy records vs the HDF5 DataModule (0 and 2 workers), and MB/s
-    of the data converter. ``paths``: ``legacy_dir``, ``h5``."""
+    """The data tasks the family declares: examples/s of loading, the legacy pipeline (tf.data on the
+    records, or the plain loop's own reader) vs the HDF5 DataModule (0 and 2 workers), and MB/s of the
+    data converter. ``paths``: ``legacy_dir``, ``h5``."""
     out_tsv = Path(out_tsv)
+    tasks = declared_tasks(run.family)
     with tempfile.TemporaryDirectory(dir=out_tsv.parent, prefix=".bench.") as tmp:
         work = Path(tmp)
         side_paths = {**paths, "scratch": work}
-        loading = [
-            run_side(request(run, "tf", "loading", settings, side_paths), work),
-            run_side(request(run, "torch", "loading", settings, side_paths), work),
-        ]
-        converting = [run_side(request(run, "torch", "convert", settings, side_paths), work)]
-    rows = result_rows(run, loading, settings, baseline="tf.data")
+        sides = ("torch",) if plain_torch(run) else ("tf", "torch")
+        loading, converting = [], []
+        if "loading" in tasks:
+            loading = [run_side(request(run, side, "loading", settings, side_paths), work) for side in sides]
+        if "convert" in tasks:
+            converting = [run_side(request(run, "torch", "convert", settings, side_paths), work)]
+    rows = result_rows(run, loading, settings, baseline=LEGACY_READER if plain_torch(run) else "tf.data")
     rows += result_rows(run, converting, settings, baseline=None)
     write_tsv(out_tsv, rows, COLUMNS)
     return rows
+
+
+def summary_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One line per benchmark row (rate, ratio, TFLOP/s and MFU where known, or the error), for scripts."""
+    lines = []
+    for row in rows:
+        label = f"{row['task']:<9} {row['side']:<5} {row['variant']:<24}"
+        if row["status"] != "ok":
+            lines.append(f"{label} {row['status']}")
+            continue
+        text = f"{label} {float(row['rate']):>12,.1f} {row['unit']}/s"
+        if row["ratio"] != "":
+            text += f"  {float(row['ratio']):5.2f}x {row['baseline']}"
+        if row["achieved_tflops"] != "":
+            text += f"  {float(row['achieved_tflops']):.3g} TFLOP/s"
+        if row["mfu"] != "":
+            text += f"  MFU {float(row['mfu']):.1%}"
+        lines.append(text)
+    return lines

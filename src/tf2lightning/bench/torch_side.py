@@ -2,29 +2,35 @@
 
 Tasks, each ``task(request, variants)``: ``inference`` (eager, TorchScript ``model.ts``, ONNX Runtime
 ``model.onnx``, each also checked against the TF side's outputs on the same batch), ``training`` (a plain
-loop and Lightning on the same batch, same optimizer), ``loading`` (the family's DataModule over
-``data.h5`` with 0 and 2 workers), ``convert`` (the family's data converter, MB/s of legacy input) and
-``generic_route`` (onnx2torch on the tf2onnx file, where onnx2torch is installed).
+loop and Lightning, :mod:`~tf2lightning.bench.torch_training`), ``loading`` (the family's DataModule over
+``data.h5`` with 0 and 2 workers, and for families ported from plain PyTorch their own legacy reader),
+``convert`` (the family's data converter, MB/s of legacy input) and ``generic_route`` (onnx2torch on the
+tf2onnx file, where onnx2torch is installed). Torch variants carry their model FLOPs where they can be
+counted (:mod:`~tf2lightning.bench.mfu`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from tf2lightning.bench.family_hooks import bench_module, hook
-from tf2lightning.bench.protocol import Variants
-from tf2lightning.bench.timing import Timing, from_durations, measure
-from tf2lightning.families import family_module
+from tf2lightning.bench.family_hooks import bench_module
+from tf2lightning.bench.mfu import flops_per_item, with_flops
+from tf2lightning.bench.protocol import LEGACY_READER, Variants
+from tf2lightning.bench.timing import Timing, measure
+from tf2lightning.bench.torch_env import configure_threads, load_npz, pick_device, sync_for
+from tf2lightning.bench.torch_training import training
+from tf2lightning.families import family_module, family_spec
 from tf2lightning.run import Run, run_from_dict
 from tf2lightning.stages.weights import load_port
+
+__all__ = ["TASKS", "configure_threads", "pick_device"]
 
 ORT_TYPES = {
     "tensor(float)": np.float32,
@@ -36,27 +42,6 @@ ORT_TYPES = {
     "tensor(int8)": np.int8,
     "tensor(bool)": np.bool_,
 }
-
-
-def configure_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-    torch.set_num_interop_threads(threads)
-
-
-def pick_device(request: Mapping[str, Any]) -> torch.device:
-    """CUDA when asked for (``auto``) and present, else CPU."""
-    if request.get("device", "auto") == "auto" and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def _sync(device: torch.device) -> Callable[[], None] | None:
-    return torch.cuda.synchronize if device.type == "cuda" else None
-
-
-def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
 
 
 def port_inputs(run: Run, arrays: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
@@ -119,144 +104,56 @@ def inference(request: dict[str, Any], variants: Variants) -> None:
         "torchscript": torch_call(scripted),
         "onnxruntime": lambda: session.run(None, feed),
     }
+    ort_device = device if "CUDAExecutionProvider" in session.get_providers() else torch.device("cpu")
+    counted: dict[str, float | None] = {}
+
+    def timed(name: str, call: Callable[[], Any]) -> Timing:
+        """The variant's timing with the model FLOPs counted on the eager call (the same math in all)."""
+        if name == "eager":
+            counted["per_item"] = flops_per_item(call, items)
+        sync = None if name == "onnxruntime" else sync_for(device)
+        timing = measure(
+            call, items=items, warmup=int(request["warmup"]), repeats=int(request["repeats"]), sync=sync
+        )
+        return with_flops(timing, counted.get("per_item"), ort_device if name == "onnxruntime" else device)
+
     errors = {}
     for name, call in calls.items():
-        sync = None if name == "onnxruntime" else _sync(device)
-        if variants.record(
-            name,
-            lambda call=call, sync=sync: measure(
-                call, items=items, warmup=int(request["warmup"]), repeats=int(request["repeats"]), sync=sync
-            ),
-        ):
+        if variants.record(name, lambda name=name, call=call: timed(name, call)):
             errors[name] = error_vs_tf(run, call(), tf_outputs)
     variants.notes["max_abs_err_vs_tf"] = errors
     variants.notes["onnx_providers"] = session.get_providers()
 
 
-def _optimizer(module: Any) -> torch.optim.Optimizer:
-    """The first optimizer of a LightningModule's ``configure_optimizers`` (any of its return forms)."""
-    configured = module.configure_optimizers()
-    while not isinstance(configured, torch.optim.Optimizer):
-        if isinstance(configured, Mapping):
-            configured = configured["optimizer"]
-        elif isinstance(configured, list | tuple):
-            configured = configured[0]
-        else:
-            raise TypeError(f"cannot find an optimizer in configure_optimizers() -> {type(configured)}")
-    return configured
-
-
-def training_batch(run: Run, arrays: Mapping[str, np.ndarray]) -> Any:
-    """The family's ``bench.torch_batch(run, arrays)``, else a dict of tensors, as its DataModule yields."""
-    module = bench_module(run.family)
-    if module is not None and hasattr(module, "torch_batch"):
-        return module.torch_batch(run, arrays)
-    return {k: torch.as_tensor(v) for k, v in arrays.items()}
-
-
-def _to(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, Mapping):
-        return {k: _to(v, device) for k, v in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(_to(v, device) for v in batch)
-    return batch.to(device) if isinstance(batch, torch.Tensor) else batch
-
-
-def training(request: dict[str, Any], variants: Variants) -> None:
-    run, paths, device = run_from_dict(request["run"]), request["paths"], pick_device(request)
-    arrays = load_npz(paths["batch"])
-    items = len(next(iter(arrays.values())))
-    warmup, repeats = int(request["warmup"]), int(request["repeats"])
-    loss_fn = hook(run.family, "torch_loss")
-    lit = family_module(run.family, "lit")
-
-    def plain_loop() -> Timing:
-        model = load_port(run, paths["weights"]).to(device).train()
-        optimizer = _optimizer(lit.make_module(run, model))
-        batch = _to(training_batch(run, arrays), device)
-
-        def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(run, model, batch).backward()
-            optimizer.step()
-
-        return measure(step, items=items, warmup=warmup, repeats=repeats, sync=_sync(device))
-
-    variants.record("plain loop", plain_loop)
-    variants.record("lightning", lambda: _lightning_steps(run, paths, arrays, device, items, warmup, repeats))
-
-
-def _lightning_steps(
-    run: Run,
-    paths: Mapping[str, str],
-    arrays: Mapping[str, np.ndarray],
-    device: torch.device,
-    items: int,
-    warmup: int,
-    repeats: int,
-) -> Timing:
-    """Per-step times of ``Trainer.fit`` on the same batch (fp32, no logger, checkpoint or validation)."""
-    import lightning as L
-    from torch.utils.data import DataLoader
-
-    sync = _sync(device)
-
-    class StepTimer(L.Callback):
-        def __init__(self) -> None:
-            self.durations: list[float] = []
-            self.start = 0.0
-
-        def on_train_batch_start(self, *args: Any) -> None:
-            if sync:
-                sync()
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, *args: Any) -> None:
-            if sync:
-                sync()
-            self.durations.append(time.perf_counter() - self.start)
-
-    steps = warmup + repeats
-    module = family_module(run.family, "lit").make_module(run, load_port(run, paths["weights"]).train())
-    batch = training_batch(run, arrays)
-    timer = StepTimer()
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = L.Trainer(
-            max_steps=steps,
-            accelerator="gpu" if device.type == "cuda" else "cpu",
-            devices=1,
-            precision="32-true",
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            callbacks=[timer],
-            default_root_dir=tmp,
-        )
-        trainer.fit(module, train_dataloaders=DataLoader([batch] * steps, batch_size=None))
-    return from_durations(timer.durations, items=items, warmup=warmup, unit="examples")
-
-
 def loading(request: dict[str, Any], variants: Variants) -> None:
-    run = run_from_dict(request["run"])
+    """The family's DataModule with 0 and 2 workers; first, for a family ported from plain PyTorch, the
+    reader its plain loop used (``bench.legacy_batches`` on the legacy files), the baseline."""
+    run, paths = run_from_dict(request["run"]), request["paths"]
+    module = bench_module(run.family)
+    if family_spec(run.family).legacy_framework == "torch" and hasattr(module, "legacy_batches"):
+        batches = module.legacy_batches(run, Path(paths["legacy_dir"]), int(request["batch_size"]))
+        variants.record(LEGACY_READER, lambda: passes(batches, request))
     data = family_module(run.family, "data")
     for workers in (0, 2):
         train = {**run.train, "num_workers": workers, "batch_size": int(request["batch_size"])}
-        datamodule = data.make_datamodule(dataclasses.replace(run, train=train), Path(request["paths"]["h5"]))
+        datamodule = data.make_datamodule(dataclasses.replace(run, train=train), Path(paths["h5"]))
         variants.record(f"DataModule {workers} workers", lambda dm=datamodule: _epochs(dm, request))
 
 
 def _epochs(datamodule: Any, request: Mapping[str, Any]) -> Timing:
-    """Full passes over the train loader (the first one, with worker start-up, is the warm-up)."""
+    """Full passes over the DataModule's train loader."""
     datamodule.setup("fit")
-    loader = datamodule.train_dataloader()
+    return passes(datamodule.train_dataloader(), request)
+
+
+def passes(batches: Iterable[Any], request: Mapping[str, Any]) -> Timing:
+    """Full passes over ``batches`` (the first one, with file opening and worker start-up, is the warm-up);
+    examples counted from the first tensor of each batch."""
     counts = []
 
     def one_pass() -> None:
         n = 0
-        for batch in loader:
+        for batch in batches:
             first = next(iter(batch.values())) if isinstance(batch, Mapping) else batch[0]
             n += len(first)
         counts.append(n)
