@@ -1,14 +1,21 @@
-"""EpiBERT throughput, TF vs. the Lightning port, at the same size and batch; prints one table with ratios.
+"""EpiBERT training throughput: the Lightning training step (examples/s, output tokens/s, model FLOPs
+utilisation) and, at the demo size, TF vs. the Lightning port at the same size and batch, with ratios.
 
-    python benchmarks/epibert_benchmark.py --config tests/configs/epibert.yaml \
+    # demo size (config/config.yaml), TF vs Lightning, data loading too:
+    python benchmarks/epibert_benchmark.py --config config/config.yaml \
         --legacy-data results/epibert/K562/legacy_data --h5 results/epibert/K562/data.h5
+    # published size on a GPU, bf16 (the Lightning side only):
+    python benchmarks/epibert_benchmark.py --size full --device cuda --precision bf16-mixed --batch 1
 
 Measures (each framework in its own child process, never both in one):
-* training examples/s: the source's ``tf.function`` train step on the Keras model vs. the Lightning
-  module's ``training_step`` + AdamW step (bf16 autocast on a GPU), same batches, after warm-up;
-* data examples/s: ``tf.data`` over the ZLIB TFRecords (parse + augmentation, parallel map) vs. the HDF5
-  DataLoader (per-example reads + the same augmentation, ``--workers`` processes);
-* on a GPU also tokens/s and model FLOPs utilisation (``--peak-tflops``, bf16 dense peak of the device).
+* training examples/s (batch / median step time, robust to a busy machine): the source's ``tf.function``
+  train step on the Keras model (with ``--legacy-data``) vs. the Lightning training step (``Trainer.fit``:
+  forward, loss, backward, clipping, AdamW) on one fixed batch, after warm-up
+  (``tf2lightning.families.epibert.throughput``);
+* output tokens/s, model FLOPs per step, achieved TFLOP/s and MFU (on a GPU with a known peak) of the
+  Lightning step;
+* data examples/s (with ``--legacy-data`` and ``--h5``): ``tf.data`` over the ZLIB TFRecords (parse +
+  augmentation) vs. the HDF5 DataLoader (per-example reads + the same augmentation, ``--workers``).
 """
 
 from __future__ import annotations
@@ -22,79 +29,53 @@ import yaml
 
 TF_CODE = """
 import json, sys, time
-import numpy as np, tensorflow as tf, keras
+import tensorflow as tf, keras
 from pathlib import Path
 from tf2lightning.run import Run
 from tf2lightning.families.epibert import legacy, tfdata
 from tf2lightning.families.epibert.geometry import geometry
+from tf2lightning.families.epibert.modes import is_finetune
 run, args = Run(**json.loads(sys.argv[1])), json.loads(sys.argv[2])
+tf.config.threading.set_intra_op_parallelism_threads(args["threads"])
+tf.config.threading.set_inter_op_parallelism_threads(1)
 geo, rate, bs = geometry(run), float(run.dataset["atac_mask_dropout"]), args["batch"]
-ds = tfdata.make_dataset(Path(args["legacy_data"]), "train", run.dataset_name, geo, rate, bs, 0).repeat()
-it = iter(ds)
+finetune = is_finetune(run.arch)
+ds = tfdata.make_dataset(Path(args["legacy_data"]), "train", run.dataset_name, geo, rate, bs, 0, rna=finetune)
+it = iter(ds.repeat())
 next(it)
 start, n = time.perf_counter(), 0
 while n < args["data_examples"]:
     next(it); n += bs
 data_rate = n / (time.perf_counter() - start)
 model = legacy.build_keras_model(run)
-step = legacy.make_train_step(model, keras.optimizers.Adam(1e-3), 0.15)
-inputs, (target, mask) = next(it)
-for _ in range(2):
-    step(inputs, target, mask)
-start = time.perf_counter()
+scale = float(run.arch.get("atac_scale", 0.1)) if finetune else None
+step = legacy.make_train_step(model, keras.optimizers.Adam(1e-3, clipnorm=1.0), 0.15, scale)
+inputs, targets = next(it)
+for _ in range(args["warmup"]):
+    step(inputs, *targets)
+seconds = []
 for _ in range(args["steps"]):
-    step(inputs, target, mask)
-print(json.dumps({"train": args["steps"] * bs / (time.perf_counter() - start), "data": data_rate}))
+    start = time.perf_counter()
+    float(step(inputs, *targets))
+    seconds.append(time.perf_counter() - start)
+print(json.dumps({"train": bs / sorted(seconds)[len(seconds) // 2], "data": data_rate}))
 """
 
 TORCH_CODE = """
-import json, sys, time
+import json, sys
 import torch
 from pathlib import Path
 from tf2lightning.run import Run
-from tf2lightning.families.epibert import data, model
-from tf2lightning.families.epibert.lit import make_module
+from tf2lightning.families.epibert.throughput import loading_throughput, training_throughput
 run, args = Run(**json.loads(sys.argv[1])), json.loads(sys.argv[2])
-bs = args["batch"]
-train = {**run.train, "batch_size": bs, "num_workers": args["workers"]}
-run = Run(**{**json.loads(sys.argv[1]), "train": train})
-dm = data.make_datamodule(run, Path(args["h5"]))
-dm.setup()
-loader = dm.train_dataloader()
-def batches():
-    while True:
-        yield from loader
-it = batches()
-next(it)
-start, n = time.perf_counter(), 0
-while n < args["data_examples"]:
-    next(it); n += bs
-data_rate = n / (time.perf_counter() - start)
-device = "cuda" if torch.cuda.is_available() else "cpu"
-module = make_module(run, model.build(run)).to(device)
-opt = module.configure_optimizers()
-batch = {k: v.to(device) for k, v in next(it).items()}
-def step():
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-        loss = module._loss(batch)[0]
-    opt.zero_grad(); loss.backward()
-    torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0); opt.step()
-for _ in range(2):
-    step()
-if device == "cuda": torch.cuda.synchronize()
-start = time.perf_counter()
-for _ in range(args["steps"]):
-    step()
-if device == "cuda": torch.cuda.synchronize()
-seconds = time.perf_counter() - start
-out = {"train": args["steps"] * bs / seconds, "data": data_rate, "device": device}
-if device == "cuda":
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter:
-        step()
-    flops = counter.get_total_flops()
-    out["tokens_per_s"] = args["steps"] * bs * model.geometry(run).n_tokens / seconds
-    out["mfu"] = flops * args["steps"] / seconds / (args["peak_tflops"] * 1e12)
+torch.set_num_threads(args["threads"])
+out = training_throughput(
+    run, args["batch"], args["device"], args["precision"], args["steps"], args["warmup"]
+)
+if args["h5"]:
+    out["data"] = loading_throughput(
+        run, Path(args["h5"]), args["batch"], args["workers"], args["data_examples"]
+    )
 print(json.dumps(out))
 """
 
@@ -108,47 +89,84 @@ def child(code: str, run: dict, args: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--legacy-data", required=True)
-    parser.add_argument("--h5", required=True)
-    parser.add_argument("--dataset", default="K562")
-    parser.add_argument("--arch", default="pretrain")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--data-examples", type=int, default=128)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--peak-tflops", type=float, default=989.0, help="H100 SXM dense bf16")
-    args = parser.parse_args()
-
+def demo_run(config_path: str, dataset: str, arch: str) -> dict:
+    """The run of ``dataset`` x ``arch`` in a (validated) workflow config."""
     from tf2lightning.config import validate_families
 
-    with open(args.config) as handle:
+    with open(config_path) as handle:
         config = yaml.safe_load(handle)
     validate_families(config)
     section = config["families"]["epibert"]
-    run = {
+    return {
         "family": "epibert",
-        "dataset_name": args.dataset,
-        "arch_name": args.arch,
-        "dataset": section["datasets"][args.dataset],
-        "arch": section["archs"][args.arch],
+        "dataset_name": dataset,
+        "arch_name": arch,
+        "dataset": section["datasets"][dataset],
+        "arch": section["archs"][arch],
         "train": section.get("train", {}),
         "parity": section.get("parity", {}),
         "seed": int(config.get("seed", 0)),
     }
-    shared = vars(args) | {"legacy_data": args.legacy_data, "data_examples": args.data_examples}
-    tf_side, torch_side = child(TF_CODE, run, shared), child(TORCH_CODE, run, shared)
-    print(f"{'measure':<28}{'TF':>12}{'torch':>12}{'torch/TF':>10}")
-    for key, label in (("train", "train examples/s"), ("data", "data examples/s")):
-        print(
-            f"{label:<28}{tf_side[key]:>12.2f}{torch_side[key]:>12.2f}{torch_side[key] / tf_side[key]:>10.2f}"
-        )
-    for key in ("tokens_per_s", "mfu"):
-        if key in torch_side:
-            print(f"{key:<28}{'':>12}{torch_side[key]:>12.4g}")
-    print(f"torch device: {torch_side['device']}, batch {args.batch}, {args.steps} steps")
+
+
+def fmt(value: float | None, spec: str = ".4g") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def report(args: argparse.Namespace, torch_side: dict, tf_side: dict | None) -> None:
+    print(f"{'measure':<32}{'TF':>12}{'Lightning':>12}{'ratio':>8}")
+    rows = [("train", "train examples/s")] + ([("data", "data examples/s")] if "data" in torch_side else [])
+    for key, label in rows:
+        tf_value = tf_side[key] if tf_side else None
+        ratio = torch_side["examples_per_s" if key == "train" else key] / tf_value if tf_value else None
+        ours = torch_side["examples_per_s" if key == "train" else key]
+        print(f"{label:<32}{fmt(tf_value, '.2f'):>12}{ours:>12.2f}{fmt(ratio, '.2f'):>8}")
+    lightning = [
+        ("output tokens/s", fmt(torch_side["tokens_per_s"], ".4g")),
+        ("step time, median (s)", fmt(torch_side["step_s_median"], ".4g")),
+        ("model FLOPs per step", fmt(torch_side["flops_per_step"], ".4g")),
+        ("achieved TFLOP/s", fmt(torch_side["achieved_tflops"], ".4g")),
+        ("peak TFLOP/s", fmt(torch_side["peak_tflops"], ".4g")),
+        ("MFU", fmt(torch_side["mfu"], ".2%")),
+        ("peak GPU memory (GiB)", fmt(torch_side["peak_memory_gib"], ".3g")),
+    ]
+    for label, value in lightning:
+        print(f"{label:<32}{'':>12}{value:>12}")
+    device, steps = f"{torch_side['device']} ({torch_side['precision']})", torch_side["steps"]
+    print(
+        f"size {args.size}, arch {args.arch}, Lightning on {device}, batch {args.batch}, "
+        f"{steps} timed steps after {args.warmup}, {args.threads} thread(s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=["demo", "full"], default="demo", help="full: the published sizes")
+    parser.add_argument("--config", default="config/config.yaml", help="demo size: the workflow config")
+    parser.add_argument("--dataset", default="K562")
+    parser.add_argument("--arch", default="pretrain", help="demo: an arch of the config; full: its mode")
+    parser.add_argument("--legacy-data", default=None, help="TFRecords: time the TF side too")
+    parser.add_argument("--h5", default=None, help="data.h5: time the HDF5 DataLoader too")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--precision", default=None, help="Lightning precision; default bf16-mixed on CUDA")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--data-examples", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per side")
+    args = parser.parse_args()
+
+    if args.size == "full":
+        from tf2lightning.families.epibert.published import published_run
+        from tf2lightning.run import run_to_dict
+
+        run = run_to_dict(published_run(args.arch))
+    else:
+        run = demo_run(args.config, args.dataset, args.arch)
+    shared = vars(args)
+    tf_side = child(TF_CODE, run, shared) if args.legacy_data else None
+    report(args, child(TORCH_CODE, run, shared), tf_side)
 
 
 if __name__ == "__main__":

@@ -18,27 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from tf2lightning.families.epibert.published import published_run
+from tf2lightning.run import run_to_dict
+
 LAYERS = [
     "stem_res_add", "stem_pool", "tower_0_pool", "tower_5_pool", "atac_stem_pool", "atac_tower_1_pool",
     "motif_fc2", "projection", "layer_0_attention", "layer_0_ffn_add", "layer_7_ffn_add", "final_ln",
     "head_conv", "head_softplus",
 ]  # fmt: skip
-RUN = {
-    "family": "epibert",
-    "dataset_name": "K562",
-    "arch_name": "published",
-    "dataset": {
-        "input_length": 524288, "output_res": 128, "atac_bin": 4, "max_shift": 10, "crop": 2,
-        "mask_size": 1536, "atac_mask_dropout": 0.15, "n_motifs": 693,
-    },
-    "arch": {
-        "filter_list_seq": [512, 640, 640, 768, 896, 1024], "filter_list_atac": [32, 64],
-        "atac_stem_filters": 32, "atac_pool": 4, "num_heads": 8, "num_layers": 8, "motif_units_fc": 32,
-        "final_point_scale": 6, "dropout": 0.2, "pointwise_dropout": 0.1, "motif_dropout": 0.25,
-        "bn_momentum": 0.9, "ffn_activation": "relu",
-    },
-    "seed": 0,
-}  # fmt: skip
 
 TF_CODE = """
 import json, sys
@@ -110,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.workdir or tempfile.mkdtemp(prefix="epibert_fullsize_"))
     root.mkdir(parents=True, exist_ok=True)
-    run, layers = json.dumps(RUN), json.dumps(LAYERS)
+    run, layers = json.dumps(run_to_dict(published_run())), json.dumps(LAYERS)
     tf_seconds = timed([sys.executable, "-c", TF_CODE, run, str(root), layers])
     torch_seconds = timed(
         [sys.executable, "-c", TORCH_CODE, run, str(root), layers, args.out, str(args.threads)]

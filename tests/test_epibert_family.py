@@ -1,5 +1,7 @@
 """The EpiBERT family: geometry, rotary convention, upstream TFRecords, HDF5 conversion, TF == torch
-augmentation on the same draws, the loss, Keras -> torch parity from ``model.h5`` and ``ckpt/``, training.
+augmentation on the same draws, the losses, Keras -> torch parity from ``model.h5`` and ``ckpt/`` for the
+pretraining and the fine-tuning architecture, training (fine-tuning from a pretrained model, DDP over two
+CPU processes, bf16 mixed precision).
 
 TensorFlow runs only in one module-scoped child process (``tests.tfside.run_tf``); this process imports torch.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +34,14 @@ from tf2lightning.core.tfrecord import (
     write_records,
 )
 from tf2lightning.core.torch_weights import load_mapped, target_spec
+from tf2lightning.core.tsv import read_tsv
 from tf2lightning.errors import ConfigError, FormatError
 from tf2lightning.families.epibert import data, model, weights
 from tf2lightning.families.epibert.augment import augment
 from tf2lightning.families.epibert.draws import draw, stack
 from tf2lightning.families.epibert.geometry import geometry, rotary_table
-from tf2lightning.families.epibert.loss import poisson_multinomial
+from tf2lightning.families.epibert.loss import finetune_loss, poisson_multinomial
+from tf2lightning.families.epibert.synthetic import COMPLEMENT, EXPRESSION, MOTIFS
 from tf2lightning.run import Run
 
 CONFIG: dict[str, Any] = {
@@ -80,6 +85,7 @@ CONFIG: dict[str, Any] = {
 }
 RUN = Run(**CONFIG)
 GEO = geometry(RUN)
+FINETUNE = Run(**{**CONFIG, "arch_name": "tiny_ft", "arch": {**CONFIG["arch"], "mode": "finetune"}})
 
 TF_CHILD = """
 import json, sys
@@ -90,24 +96,43 @@ from tf2lightning.run import Run
 from tf2lightning.families.epibert import legacy, tfdata
 from tf2lightning.families.epibert.geometry import geometry
 assert "torch" not in sys.modules, "the TF side imported torch"
-run, root = Run(**json.loads(sys.argv[1])), Path(sys.argv[2])
+run, root, finetune = Run(**json.loads(sys.argv[1])), Path(sys.argv[2]), Run(**json.loads(sys.argv[3]))
 geo, rate = geometry(run), run.dataset["atac_mask_dropout"]
 legacy.write_data(run, root / "data")
 legacy.train_model(run, root / "data", root / "model")
 legacy.reference(run, root / "model", root / "data", root / "reference.h5")
+legacy.train_model(finetune, root / "data", root / "model_ft")
+legacy.reference(finetune, root / "model_ft", root / "data", root / "reference_ft.h5")
 draws = dict(np.load(root / "draws.npz"))
 path = tfdata.record_path(root / "data", "test", run.dataset_name)
 out = {}
 for i, record in enumerate(tf.data.TFRecordDataset(str(path), compression_type="ZLIB")):
     one = {k: v[i] for k, v in draws.items()}
-    for k, v in tfdata.augment(tfdata.parse(record, geo), one, geo, rate).items():
+    for k, v in tfdata.augment(tfdata.parse(record, geo, rna=True), one, geo, rate).items():
         out.setdefault(k, []).append(v.numpy())
 np.savez(root / "tf_augmented.npz", **{k: np.stack(v) for k, v in out.items()})
-loss_in = np.load(root / "loss_in.npz")
-loss = legacy.poisson_multinomial(tf.constant(loss_in["target"]), tf.constant(loss_in["pred"]), 0.15)
+loss_in = {k: tf.constant(v) for k, v in np.load(root / "loss_in.npz").items()}
+losses = {
+    "loss": legacy.poisson_multinomial(loss_in["target"], loss_in["pred"], 0.15),
+    "batched": legacy.poisson_multinomial(loss_in["rna"], loss_in["tracks"][..., 1], 0.15),
+    "finetune": legacy.training_loss(
+        loss_in["tracks"], (loss_in["atac"], loss_in["mask"], loss_in["rna"]), 0.15, 0.1
+    ),
+}
 assert "torch" not in sys.modules, "the TF side imported torch"
-print(json.dumps({"loss": float(loss)}))
+print(json.dumps({k: float(v) for k, v in losses.items()}))
 """
+
+
+_LOSS_RNG = np.random.default_rng(3)
+LOSS_INPUTS = {
+    "target": _LOSS_RNG.poisson(3.0, 50).astype(np.float32),
+    "pred": _LOSS_RNG.gamma(2.0, 1.5, 50).astype(np.float32),
+    "tracks": _LOSS_RNG.gamma(2.0, 1.5, (3, 20, 2)).astype(np.float32),
+    "atac": _LOSS_RNG.poisson(3.0, (3, 20)).astype(np.float32),
+    "mask": (_LOSS_RNG.random((3, 20)) < 0.3).astype(np.float32),
+    "rna": _LOSS_RNG.poisson(2.0, (3, 20)).astype(np.float32),
+}
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +140,8 @@ def legacy_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     root = tmp_path_factory.mktemp("epibert")
     rng = np.random.default_rng(11)
     np.savez(root / "draws.npz", **stack([draw(rng, GEO) for _ in range(CONFIG["dataset"]["n_test"])]))
-    np.savez(
-        root / "loss_in.npz",
-        target=rng.poisson(3.0, 50).astype(np.float32),
-        pred=rng.gamma(2.0, 1.5, 50).astype(np.float32),
-    )
-    out = run_tf(TF_CHILD, json.dumps(CONFIG), root)
+    np.savez(root / "loss_in.npz", **LOSS_INPUTS)
+    out = run_tf(TF_CHILD, json.dumps(CONFIG), root, json.dumps(asdict(FINETUNE)))
     data.convert(RUN, root / "data", root / "data.h5")
     return root, json.loads(out.strip().splitlines()[-1])
 
@@ -183,8 +204,10 @@ def test_tfrecords_are_upstream_format(legacy_dir: tuple[Path, dict[str, Any]]) 
     records = list(iter_records(path, compression="ZLIB"))
     assert len(records) == CONFIG["dataset"]["n_test"]
     example = parse_example(records[0])
-    assert set(example) == {"sequence", "atac", "peaks", "peaks_center", "interval", "motif_activity"}
+    assert set(example) == {"sequence", "atac", "peaks", "peaks_center", "interval", "motif_activity", "rna"}
     assert len(example["sequence"][0]) == GEO.stored_length
+    assert parse_tensor(example["rna"][0]).dtype == np.float16
+    assert parse_tensor(example["rna"][0]).shape == (GEO.n_tokens, 1)
     assert parse_tensor(example["atac"][0]).dtype == np.float16
     assert parse_tensor(example["atac"][0]).shape == (GEO.atac_length, 1)
     assert parse_tensor(example["motif_activity"][0]).dtype == np.float16
@@ -197,6 +220,7 @@ def test_hdf5_layout(legacy_dir: tuple[Path, dict[str, Any]]) -> None:
         assert h5["sequence"].dtype == np.uint8 and h5["sequence"].chunks == (1, GEO.stored_length)
         assert h5["atac"].dtype == np.float16 and h5["atac"].chunks == (1, GEO.atac_length)
         assert "32008" in h5["atac"]._filters  # Bitshuffle
+        assert h5["rna"].dtype == np.float16 and h5["rna"].chunks == (1, GEO.n_tokens)
     sizes = {k: len(v) for k, v in split_indices(root / "data.h5").items()}
     assert sizes == {"train": 8, "val": 4, "test": 6}
     codes = read_all(root / "data.h5", ["sequence"])["sequence"]
@@ -228,40 +252,71 @@ def test_torch_augmentation_equals_tf_on_the_same_draws(legacy_dir: tuple[Path, 
     rate = CONFIG["dataset"]["atac_mask_dropout"]
     assert draws["rev_comp"].min() == 0 and draws["rev_comp"].max() == 1, "cover both strands"
     for i, row in enumerate(test):
-        example = {k: rows[k][row] for k in ("sequence", "atac", "peaks_center", "motif_activity")}
+        example = {k: rows[k][row] for k in ("sequence", "atac", "peaks_center", "motif_activity", "rna")}
         out = augment(example, {k: v[i] for k, v in draws.items()}, GEO, rate)
         np.testing.assert_array_equal(out["sequence"].numpy(), tf_out["sequence"][i])
         np.testing.assert_array_equal(out["mask"].numpy(), tf_out["mask"][i])
-        for key in ("atac", "target", "motif"):
+        for key in ("atac", "target", "motif", "rna"):
             np.testing.assert_allclose(out[key].numpy(), tf_out[key][i], rtol=1e-6, atol=1e-6, err_msg=key)
         assert out["mask"].sum() > 0
 
 
-def test_loss_matches_the_source(legacy_dir: tuple[Path, dict[str, Any]]) -> None:
-    root, result = legacy_dir
-    loss_in = np.load(root / "loss_in.npz")
-    ours = poisson_multinomial(torch.from_numpy(loss_in["target"]), torch.from_numpy(loss_in["pred"]), 0.15)
-    assert abs(float(ours) - result["loss"]) < 1e-5 * max(1.0, abs(result["loss"]))
+def test_losses_match_the_source(legacy_dir: tuple[Path, dict[str, Any]]) -> None:
+    _, result = legacy_dir
+    t = {k: torch.from_numpy(v) for k, v in LOSS_INPUTS.items()}
+    ours = {
+        "loss": poisson_multinomial(t["target"], t["pred"], 0.15),
+        "batched": poisson_multinomial(t["rna"], t["tracks"][..., 1], 0.15),
+        "finetune": finetune_loss(t["tracks"], t["atac"], t["mask"], t["rna"], 0.15, 0.1)[0],
+    }
+    for key, value in ours.items():
+        assert abs(float(value) - result[key]) < 1e-5 * max(1.0, abs(result[key])), key
+    # per example, averaged over the batch (the source's reduce_mean over its batch axis)
+    rows = [poisson_multinomial(t["rna"][i], t["tracks"][i, :, 1], 0.15) for i in range(3)]
+    assert abs(float(ours["batched"]) - float(torch.stack(rows).mean())) < 1e-6
+
+
+def test_expression_comes_from_promoter_motif_sites(legacy_dir: tuple[Path, dict[str, Any]]) -> None:
+    """The synthetic fine-tuning target is learnable: counts sit on the tokens of expressed motifs."""
+    root, _ = legacy_dir
+    rows = read_all(root / "data.h5", ["sequence", "rna"])
+    expressed = [MOTIFS[j].encode() for j, gain in enumerate(EXPRESSION) if gain > 0]
+    expressed += [m[::-1].translate(COMPLEMENT) for m in expressed]
+    high, low = [], []
+    for codes, rna in zip(rows["sequence"], rows["rna"].astype(np.float32), strict=True):
+        text = np.frombuffer(b"ACGTN", np.uint8)[codes[: GEO.input_length]].tobytes()
+        res = GEO.output_res
+        windows = [text[max(t * res - 8, 0) : (t + 1) * res + 8] for t in range(GEO.n_tokens)]
+        has_site = np.array([any(m in w for m in expressed) for w in windows])
+        high += list(rna[has_site])
+        low += list(rna[~has_site])
+    assert len(high) > 10 and np.mean(high) > 10 * np.mean(low)
 
 
 # ------------------------------------------------------------------------------------------- parity
 @pytest.mark.parametrize("source", ["h5", "ckpt"])
-def test_parity_every_layer(legacy_dir: tuple[Path, dict[str, Any]], source: str) -> None:
+@pytest.mark.parametrize("mode", ["pretrain", "finetune"])
+def test_parity_every_layer(legacy_dir: tuple[Path, dict[str, Any]], source: str, mode: str) -> None:
     root, _ = legacy_dir
+    run, suffix = (RUN, "") if mode == "pretrain" else (FINETUNE, "_ft")
+    model_dir = root / f"model{suffix}"
     legacy = (
-        read_keras_h5(root / "model" / "model.h5")
-        if source == "h5"
-        else read_layer_variables(root / "model" / "ckpt")
+        read_keras_h5(model_dir / "model.h5") if source == "h5" else read_layer_variables(model_dir / "ckpt")
     )
-    port = model.build(RUN)
-    load_mapped(port, weights.weight_map(RUN).apply(legacy, target_spec(port)))
-    reference = read_reference(root / "reference.h5")
-    table = parity_table(model.parity_layers(RUN))
+    port = model.build(run)
+    load_mapped(port, weights.weight_map(run).apply(legacy, target_spec(port)))
+    reference = read_reference(root / f"reference{suffix}.h5")
+    table = parity_table(model.parity_layers(run))
     outputs, activations = capture_activations(
         port, {k: v.torch_path for k, v in table.items()}, model.parity_inputs(reference.inputs)
     )
-    report = compare(reference, {"profile": model._profile(outputs)}, activations, table, atol=1e-5, rtol=0)
+    named = {name: fn(outputs) for name, fn in model.PARITY_OUTPUTS.items()}
+    report = compare(reference, named, activations, table, atol=1e-5, rtol=0)
     assert len([r for r in report.rows if r.kind == "layer"]) == len(reference.layers) > 40
+    assert list(reference.outputs) == (["profile"] if mode == "pretrain" else ["tracks"])
+    if mode == "finetune":  # both heads compared, layer by layer
+        assert {"rna_head_conv", "rna_head_softplus", "head_softplus"} <= set(reference.layers)
+        assert reference.outputs["tracks"].shape == (3, GEO.output_length, 2)
     report.raise_for_failures()
 
 
@@ -287,3 +342,195 @@ def test_one_lightning_step_learns(legacy_dir: tuple[Path, dict[str, Any]]) -> N
 
 def test_torch_side_never_imported_tensorflow() -> None:
     assert "tensorflow" not in sys.modules
+
+
+def _finetune_batch(root: Path) -> dict[str, torch.Tensor]:
+    dm = data.make_datamodule(FINETUNE, root / "data.h5")
+    dm.setup()
+    return next(iter(dm.train_dataloader()))
+
+
+def test_one_finetuning_step_learns(legacy_dir: tuple[Path, dict[str, Any]]) -> None:
+    from tf2lightning.families.epibert.lit import ExpressionFinetuning, make_module
+
+    root, _ = legacy_dir
+    batch = _finetune_batch(root)
+    assert batch["rna"].shape == (4, GEO.output_length) and batch["rna"].max() > 0.5
+    module = make_module(FINETUNE, model.build(FINETUNE))
+    assert isinstance(module, ExpressionFinetuning)
+    optimizer = module.configure_optimizers()
+    losses = []
+    for _ in range(3):
+        loss = module.training_step(batch, 0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_finetuning_starts_from_the_pretrained_model(
+    legacy_dir: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    from tf2lightning.families.epibert.lit import make_module
+    from tf2lightning.stages.train import save_model
+
+    pretrained = model.build(RUN)
+    with torch.no_grad():
+        for p in pretrained.parameters():
+            p.add_(0.5)
+    save_model(pretrained, RUN, [], tmp_path / "model.pt")
+    torch.manual_seed(0)
+    fresh = model.build(FINETUNE)
+    torch.manual_seed(0)
+    port = model.build(FINETUNE)
+    with torch.no_grad():
+        port.rna_head_dense.weight.fill_(7.0)  # e.g. a converted head: replaced by a fresh one
+    make_module(FINETUNE, port, pretrained=tmp_path / "model.pt")
+    ours = port.state_dict()
+    for key, value in pretrained.state_dict().items():
+        torch.testing.assert_close(ours[key], value, msg=key)
+    head = [k for k in ours if k.startswith("rna_head")]
+    assert head and not any(k in pretrained.state_dict() for k in head)
+    assert float(port.rna_head_dense.weight.abs().max()) < 7.0
+    assert not torch.equal(port.rna_head.conv.weight, fresh.rna_head.conv.weight)  # re-drawn, not kept
+
+    other = Run(**{**CONFIG, "arch": {**CONFIG["arch"], "motif_units_fc": 16}})
+    save_model(model.build(other), other, [], tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="does not fit the fine-tuning model"):
+        make_module(FINETUNE, model.build(FINETUNE), pretrained=tmp_path / "other.pt")
+
+
+def test_finetune_needs_the_expression_target(tmp_path: Path) -> None:
+    from tf2lightning.core.hdf5_store import Field, H5Writer
+
+    fields = {"sequence": Field(np.uint8, (GEO.stored_length,)), "split": Field(np.uint8)}
+    with H5Writer(tmp_path / "data.h5", fields, {"splits": ["train", "val", "test"]}) as out:
+        out.append(
+            {"sequence": np.zeros((3, GEO.stored_length), np.uint8), "split": np.arange(3, dtype=np.uint8)}
+        )
+    dm = data.make_datamodule(FINETUNE, tmp_path / "data.h5")
+    with pytest.raises(FormatError, match="no 'rna' dataset"):
+        dm.setup()
+
+
+def test_the_finetune_run_depends_on_the_pretrain_model(tmp_path: Path) -> None:
+    """The DAG edge: the finetune arch's train job needs pretrain's train/model.pt (``init_from``)."""
+    from tests.workflow_runner import REPO, copy_workflow, snakemake
+    from tf2lightning.families.epibert.modes import pretrained_input
+
+    assert pretrained_input(FINETUNE) == {}  # no init_from: nothing extra
+    with_init = Run(**{**asdict(FINETUNE), "arch": {**FINETUNE.arch, "init_from": "pretrain"}})
+    assert pretrained_input(with_init) == {"pretrained": "results/{family}/{dataset}_pretrain/train/model.pt"}
+    assert pretrained_input(RUN) == {}
+    workdir = copy_workflow(tmp_path)
+    target = "results/epibert/K562_finetune/train/model.pt"
+    proc = snakemake(workdir, "-n", target, "--configfile", REPO / "tests/configs/epibert.yaml")
+    trains = {
+        job.split("output: ")[1].split(",")[0]: job.split("input: ")[1].split("\n")[0]
+        for job in proc.stdout.split("\nrule train:")[1:]
+    }
+    pretrained = "results/epibert/K562_pretrain/train/model.pt"
+    assert set(trains) == {target, pretrained} and pretrained in trains[target].split(", ")
+
+
+# ------------------------------------------------------------------------- trainer: bf16, clipping, DDP
+def _tiny_train_run(**train: Any) -> Run:
+    return Run(**{**CONFIG, "train": {**CONFIG["train"], "init": "scratch", "max_epochs": 1, **train}})
+
+
+def test_bf16_mixed_precision_trains_with_clipping_on_cpu(
+    legacy_dir: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    from lightning.pytorch.callbacks import Callback
+
+    from tf2lightning.families.epibert.lit import make_module
+    from tf2lightning.stages.train import make_trainer
+
+    seen: set[torch.dtype] = set()
+
+    class Dtypes(Callback):
+        def on_train_start(self, trainer: Any, module: Any) -> None:
+            module.model.projection.register_forward_hook(lambda m, i, o: seen.add(o.dtype))
+
+    root, _ = legacy_dir
+    run = _tiny_train_run(precision="bf16-mixed", gradient_clip=0.5, accelerator="cpu")
+    net = model.build(run)
+    before = [p.detach().clone() for p in net.parameters()]
+    trainer = make_trainer(run, tmp_path, tmp_path / "ckpt", [Dtypes()])
+    assert trainer.precision == "bf16-mixed" and trainer.gradient_clip_val == 0.5
+    trainer.fit(make_module(run, net), datamodule=data.make_datamodule(run, root / "data.h5"))
+    assert trainer.global_step == 2 and seen == {torch.bfloat16}
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+    assert np.isfinite(float(trainer.callback_metrics["train_loss"]))
+
+
+DDP_SCRIPT = """
+import json, logging, sys
+from tf2lightning.run import Run
+from tf2lightning.stages.train import train
+logging.basicConfig(level=logging.INFO)
+run = Run(**json.loads(sys.argv[1]))
+train(run, sys.argv[2], "unused", sys.argv[3] + "/model.pt", sys.argv[3] + "/history.tsv")
+"""
+
+
+# what a Snakemake Slurm job step looks like to the training process: one task (``srun -n1``)
+SLURM_STEP = {
+    "SLURM_JOB_ID": "4242",
+    "SLURM_JOB_NAME": "train",
+    "SLURM_NTASKS": "1",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+    "SLURM_NNODES": "1",
+    "SLURM_NODELIST": "localhost",
+}
+
+
+@pytest.mark.parametrize("where", ["local", "slurm_step"])
+def test_ddp_over_two_cpu_processes(
+    legacy_dir: tuple[Path, dict[str, Any]], tmp_path: Path, where: str
+) -> None:
+    """``strategy: ddp`` with two CPU processes (gloo): each rank sees half of the 8 training examples
+    (one batch of 4, not two), rank 0 writes the outputs. Lightning starts rank 1 by re-running the
+    script, as it does with the workflow's job scripts; inside a one-task Slurm step too."""
+    import os
+    import subprocess
+
+    root, _ = legacy_dir
+    run = _tiny_train_run(strategy="ddp", devices=2, accelerator="cpu", max_epochs=2)
+    script = tmp_path / "train_ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    if where == "slurm_step":
+        env |= SLURM_STEP
+    proc = subprocess.run(
+        [sys.executable, str(script), json.dumps(asdict(run)), str(root / "data.h5"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "distributed_backend=gloo" in proc.stderr and "Starting with 2 processes" in proc.stderr
+    if where == "slurm_step":
+        assert "auto-requeue on SIGURG (SlurmStepEnvironment)" in proc.stderr
+    history = read_tsv(tmp_path / "out" / "history.tsv")
+    assert [float(row["step"]) for row in history] == [1.0, 2.0]
+    saved = torch.load(tmp_path / "out" / "model.pt", weights_only=True)
+    assert len(saved["history"]) == 2 and np.isfinite(float(history[-1]["val_loss"]))
+
+
+def test_training_throughput_counts_tokens_and_flops() -> None:
+    from tf2lightning.families.epibert.published import published_run
+    from tf2lightning.families.epibert.throughput import training_throughput
+
+    out = training_throughput(FINETUNE, batch_size=2, device="cpu", steps=2, warmup=1)
+    assert out["steps"] == 2 and out["precision"] == "32-true" and out["device"] == "cpu"
+    assert out["tokens_per_s"] == pytest.approx(out["examples_per_s"] * GEO.n_tokens)
+    assert out["flops_per_step"] > 0 and out["mfu"] is None  # no peak known for a CPU
+    assert out["achieved_tflops"] == pytest.approx(out["flops_per_step"] / out["step_s_median"] / 1e12)
+    published = geometry(published_run("finetune"))
+    assert (published.n_tokens, published.output_length, published.atac_length) == (4096, 4092, 131072)

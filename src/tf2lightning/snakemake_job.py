@@ -31,7 +31,11 @@ def snakemake_job(smk: Any) -> Iterator[Run]:
     log = Path(smk.log[0])
     log.parent.mkdir(parents=True, exist_ok=True)
     real_stderr = os.dup(2)
-    with open(log, "w", buffering=1) as handle:
+    # A DDP rank that Lightning starts by re-running this job's script (LOCAL_RANK > 0) appends to the
+    # log instead of truncating it; every rank writes in append mode, so their lines interleave whole.
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        log.write_text("")
+    with open(log, "a", buffering=1) as handle:
         sys.stdout.flush()
         sys.stderr.flush()
         saved = os.dup(1), os.dup(2)

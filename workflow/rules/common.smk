@@ -68,10 +68,13 @@ def primary_weights(wildcards):
 
 
 def extra_inputs(rule):
-    """An input function adding the family's ``extra_inputs[rule]`` (e.g. an oracle model)."""
+    """An input function adding the family's ``extra_inputs[rule]`` (e.g. an oracle model); a callable
+    entry gets the job's Run (e.g. a fine-tuning run names the trained model it starts from)."""
 
     def inputs(wildcards):
         patterns = family_spec(wildcards.family).extra_inputs.get(rule, {})
+        if callable(patterns):
+            patterns = patterns(run_of(wildcards))
         return {name: expand(pattern, **wildcards)[0] for name, pattern in patterns.items()}
 
     return inputs

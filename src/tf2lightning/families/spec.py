@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+if TYPE_CHECKING:
+    from tf2lightning.run import Run
+
+#: A rule's extra inputs, name -> path pattern; or a function of the job's Run giving them (when they depend
+#: on the configuration, e.g. the trained model of another architecture to start from).
+ExtraInputs: TypeAlias = "Mapping[str, str] | Callable[[Run], Mapping[str, str]]"
 
 
 @dataclass(frozen=True)
@@ -16,9 +23,10 @@ class FamilySpec:
     ``weight_sources`` are the saved formats of the legacy model that ``convert_weights`` reads (each is a
     ``{source}`` wildcard value and a file or directory name inside the legacy model directory).
     ``extra_inputs`` adds family-specific inputs to generic rules, e.g. an oracle model for ``evaluate``
-    (patterns use the usual wildcards; the family's ``rules.smk`` makes them).
+    (patterns use the usual wildcards; the family's ``rules.smk`` or another run's rules make them), or a
+    function of the job's ``Run`` returning such patterns.
     """
 
     legacy_framework: Literal["tensorflow", "torch"]
     weight_sources: Mapping[str, str] = field(default_factory=dict)
-    extra_inputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    extra_inputs: Mapping[str, ExtraInputs] = field(default_factory=dict)

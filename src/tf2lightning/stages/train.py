@@ -24,7 +24,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.plugins.environments import LightningEnvironment, SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from tf2lightning.core.atomic import atomic_path
@@ -107,18 +107,71 @@ def resumable_checkpoint(ckpt_dir: Path, stamp_value: str) -> Path | None:
     return None
 
 
-def cluster_plugins() -> list[SLURMEnvironment]:
+class SlurmStepEnvironment(SLURMEnvironment):
+    """Lightning's SLURM integration (requeue on :data:`REQUEUE_SIGNAL`) in a job step of one task with
+    several devices, as Snakemake's Slurm executor runs every job (``srun -n1``): Lightning starts one
+    process per device itself, as on a workstation. (Plain ``SLURMEnvironment`` expects Slurm to have
+    started one task per device; here it would start one process, on one device, whose sampler still
+    keeps only its 1/``devices`` share of every epoch.)"""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ranks = LightningEnvironment()
+
+    @property
+    def creates_processes_externally(self) -> bool:
+        return self._ranks.creates_processes_externally
+
+    @property
+    def main_address(self) -> str:
+        return self._ranks.main_address
+
+    @property
+    def main_port(self) -> int:
+        return self._ranks.main_port
+
+    def world_size(self) -> int:
+        return self._ranks.world_size()
+
+    def set_world_size(self, size: int) -> None:
+        self._ranks.set_world_size(size)
+
+    def global_rank(self) -> int:
+        return self._ranks.global_rank()
+
+    def set_global_rank(self, rank: int) -> None:
+        self._ranks.set_global_rank(rank)
+
+    def local_rank(self) -> int:
+        return self._ranks.local_rank()
+
+    def node_rank(self) -> int:
+        return self._ranks.node_rank()
+
+    def validate_settings(self, num_devices: int, num_nodes: int) -> None:
+        if num_nodes != 1:
+            raise ValueError(f"a one-task Slurm job step runs on one node, but num_nodes is {num_nodes}")
+
+    def teardown(self) -> None:
+        self._ranks.teardown()
+
+
+def cluster_plugins(devices: Any = 1) -> list[SLURMEnvironment]:
     """Lightning's SLURM integration inside a Slurm job: on :data:`REQUEUE_SIGNAL` it saves
-    ``hpc_ckpt_<n>.ckpt`` in the Trainer's root directory and runs ``scontrol requeue``."""
+    ``hpc_ckpt_<n>.ckpt`` in the Trainer's root directory and runs ``scontrol requeue``. With more than
+    one device in a one-task step, :class:`SlurmStepEnvironment` (Lightning starts the ranks)."""
     if not SLURMEnvironment.detect():
         return []
+    one_task_many_devices = os.environ.get("SLURM_NTASKS") == "1" and str(devices) != "1"
+    environment = SlurmStepEnvironment if one_task_many_devices else SLURMEnvironment
     log.info(
-        "Slurm job %s, CUDA_VISIBLE_DEVICES=%s: auto-requeue on %s",
+        "Slurm job %s, CUDA_VISIBLE_DEVICES=%s: auto-requeue on %s (%s)",
         os.environ.get("SLURM_JOB_ID"),
         os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         REQUEUE_SIGNAL.name,
+        environment.__name__,
     )
-    return [SLURMEnvironment(auto_requeue=True, requeue_signal=REQUEUE_SIGNAL)]
+    return [environment(auto_requeue=True, requeue_signal=REQUEUE_SIGNAL)]
 
 
 def default_precision() -> str:
@@ -129,18 +182,23 @@ def default_precision() -> str:
 
 
 def make_trainer(run: Run, work_dir: Path, ckpt_dir: Path, callbacks: list[Callback]) -> L.Trainer:
-    """The standard Trainer for every family; the family's ``train`` config sets its knobs.
+    """The standard Trainer for every family; the family's ``train`` config sets its knobs: ``max_epochs``,
+    ``precision`` (default :func:`default_precision`), ``gradient_clip``, and where it runs:
+    ``accelerator`` (``auto``), ``devices`` (1), ``num_nodes`` (1), ``strategy`` (``auto``; ``ddp`` for
+    data-parallel training over ``devices`` processes per node).
 
     Its root directory is ``ckpt_dir``, where Lightning's SLURM integration saves its checkpoints."""
     cfg = run.train
     return L.Trainer(
         max_epochs=int(cfg.get("max_epochs", 10)),
-        accelerator="auto",
-        devices=1,
+        accelerator=cfg.get("accelerator", "auto"),
+        devices=cfg.get("devices", 1),
+        num_nodes=int(cfg.get("num_nodes", 1)),
+        strategy=cfg.get("strategy", "auto"),
         precision=cfg.get("precision") or default_precision(),
         gradient_clip_val=cfg.get("gradient_clip"),
         callbacks=callbacks,
-        plugins=[*cluster_plugins(), AtomicCheckpointIO()],
+        plugins=[*cluster_plugins(cfg.get("devices", 1)), AtomicCheckpointIO()],
         logger=CSVLogger(work_dir, name="logs", version=0),
         default_root_dir=ckpt_dir,
         log_every_n_steps=int(cfg.get("log_every_n_steps", 10)),
@@ -201,6 +259,8 @@ def train(
     except SIGTERMException as stop:  # a SystemExit with status 0: the job must fail, a rerun resumes
         raise SystemExit(128 + signal.SIGTERM) from stop
 
+    if not trainer.is_global_zero:  # DDP: the other ranks leave the outputs to rank 0
+        return
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)
     save_model(model, run, history.rows, out_model)

@@ -1,10 +1,17 @@
-"""EpiBERT: a multimodal rotary transformer for masked-ATAC pretraining (sequence + ATAC + motif activity).
+"""EpiBERT: a multimodal rotary transformer for masked-ATAC pretraining (sequence + ATAC + motif activity),
+fine-tuned to an expression profile (see ``modes``).
 
-Modules (see ``tf2lightning.families``): ``geometry``, ``draws`` and ``synthetic`` (numpy only); ``legacy``
-and ``tfdata`` (TensorFlow/Keras only); ``model``, ``augment``, ``loss``, ``datamodule``, ``lit`` and
-``evaluate`` (torch only); ``weights`` and ``data`` (no framework).
+Modules (see ``tf2lightning.families``): ``geometry``, ``draws``, ``synthetic``, ``modes`` and
+``published`` (numpy or less); ``legacy`` and ``tfdata`` (TensorFlow/Keras only); ``model``, ``augment``,
+``loss``, ``datamodule``, ``lit``, ``evaluate`` and ``throughput`` (torch only); ``weights`` and ``data``
+(no framework).
 """
 
+from tf2lightning.families.epibert.modes import pretrained_input
 from tf2lightning.families.spec import FamilySpec
 
-SPEC = FamilySpec(legacy_framework="tensorflow", weight_sources={"h5": "model.h5", "ckpt": "ckpt"})
+SPEC = FamilySpec(
+    legacy_framework="tensorflow",
+    weight_sources={"h5": "model.h5", "ckpt": "ckpt"},
+    extra_inputs={"train": pretrained_input},
+)

@@ -12,7 +12,9 @@ Equal to the TF pipeline (``tfdata.augment``) on the same :mod:`draws`, and to t
 4. the masked ATAC input is zero under the mask, then soft-clipped at 150;
 5. with ``rev_comp`` the sequence is reversed and complemented (A<->T, C<->G, N stays) and the ATAC
    input, target and mask are reversed with it;
-6. motif activity is min-max scaled to [0, 1].
+6. motif activity is min-max scaled to [0, 1];
+7. fine-tuning examples also get the expression target: the counts per token clipped at 65,500, square
+   rooted, smoothed with the source's 3-tap Gaussian (zero-padded), cropped, and reversed with the rest.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tf2lightning.families.epibert.geometry import Geometry
+from tf2lightning.families.epibert.geometry import RNA_CLIP, Geometry, rna_kernel
 
 COMPLEMENT = torch.tensor([3, 2, 1, 0, 4])
 CODE_OF_ASCII = np.full(256, 4, dtype=np.uint8)
@@ -51,13 +53,23 @@ def mask_bins(peaks_center: Tensor, peak_u: float, block_u: Tensor, geo: Geometr
     return mask
 
 
+def rna_target(rna: Tensor, geo: Geometry) -> Tensor:
+    """Expression counts ``(n_tokens,)`` -> the cropped, smoothed ``sqrt`` target ``(output_length,)``."""
+    x = torch.sqrt(rna.float().clamp(0.0, RNA_CLIP))
+    kernel = torch.from_numpy(rna_kernel()).view(1, 1, -1)
+    x = torch.nn.functional.conv1d(x.view(1, 1, -1), kernel, padding=kernel.shape[-1] // 2).view(-1)
+    return x[geo.crop : geo.n_tokens - geo.crop]
+
+
 def augment(
     example: Mapping[str, Any], draws: Mapping[str, Any], geo: Geometry, rate: float
 ) -> dict[str, Tensor]:
-    """One example (codes, atac, peaks_center, motif_activity as stored in ``data.h5``) -> model inputs.
+    """One example (codes, atac, peaks_center, motif_activity and optionally rna, as stored in ``data.h5``)
+    -> model inputs.
 
     Returns ``sequence`` int64 codes (input_length,), ``atac`` float32 (atac_length,), ``mask`` float32
-    and ``target`` float32 (output_length,), ``motif`` float32 (n_motifs,).
+    and ``target`` float32 (output_length,), ``motif`` float32 (n_motifs,); with ``rna`` in the example
+    also ``rna`` float32 (output_length,).
     """
     shift = int(draws["shift"])
     codes = torch.as_tensor(np.asarray(example["sequence"])[shift : shift + geo.input_length]).long()
@@ -69,13 +81,15 @@ def augment(
         torch.as_tensor(np.asarray(example["peaks_center"])), float(draws["peak_u"]), block_u, geo, rate
     )
     masked = soft_clip(atac * (1.0 - mask.repeat_interleave(geo.tiling)), 150.0)
-    mask = mask[geo.crop : geo.n_tokens - geo.crop]
+    tracks = {"atac": masked, "target": target, "mask": mask[geo.crop : geo.n_tokens - geo.crop]}
+    if "rna" in example:
+        tracks["rna"] = rna_target(torch.as_tensor(np.asarray(example["rna"])), geo)
     if int(draws["rev_comp"]):
         codes = COMPLEMENT[codes.flip(0)]
-        masked, target, mask = masked.flip(0), target.flip(0), mask.flip(0)
+        tracks = {k: t.flip(0) for k, t in tracks.items()}
     motif = torch.as_tensor(np.asarray(example["motif_activity"], dtype=np.float32))
     motif = (motif - motif.min()) / (motif.max() - motif.min())
-    return {"sequence": codes, "atac": masked, "mask": mask, "target": target, "motif": motif}
+    return {"sequence": codes, **tracks, "motif": motif}
 
 
 def one_hot(codes: Tensor) -> Tensor:

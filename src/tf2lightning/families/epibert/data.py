@@ -3,8 +3,10 @@
 HDF5 layout (one row per example, one chunk per row): ``sequence`` uint8 codes A,C,G,T,N -> 0..4
 (``stored_length``) and ``atac`` float16 (``atac_length``), both Bitshuffle-LZ4; ``peaks`` and
 ``peaks_center`` uint8 (``n_tokens``); ``motif_activity`` float16 (``n_motifs``); ``interval`` string;
-``split`` uint8 (index into the ``splits`` attribute). Dtypes and shapes are taken from the serialized
-tensors and checked against the configured geometry (upstream stores float16 where its reader says float32).
+``split`` uint8 (index into the ``splits`` attribute); and ``rna`` float16 (``n_tokens``, Bitshuffle-LZ4),
+the fine-tuning target, when the records have it (the first record decides; then every record must).
+Dtypes and shapes are taken from the serialized tensors and checked against the configured geometry
+(upstream stores float16 where its reader says float32).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tf2lightning.core.hdf5_store import Field, H5Writer
 from tf2lightning.core.tfrecord import iter_records, parse_example, parse_tensor
 from tf2lightning.errors import FormatError
 from tf2lightning.families.epibert.geometry import Geometry, geometry
+from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
 
 if TYPE_CHECKING:
@@ -49,16 +52,20 @@ def _tensor(example: dict[str, Any], key: str, dtype: str, shape: tuple[int, ...
     return array
 
 
-def read_example(record: bytes, geo: Geometry, where: str) -> dict[str, Any]:
-    """One record -> the HDF5 row; errors name the file and the record."""
+def _parse(record: bytes, where: str) -> dict[str, Any]:
     try:
-        example = parse_example(record)
+        return parse_example(record)
     except FormatError as error:
         raise FormatError(f"{where}: not a tf.train.Example ({error})") from None
+
+
+def read_example(record: bytes, geo: Geometry, where: str, rna: bool = False) -> dict[str, Any]:
+    """One record -> the HDF5 row (with ``rna`` if asked); errors name the file and the record."""
+    example = _parse(record, where)
     sequence = _bytes(example, "sequence", where)
     if len(sequence) != geo.stored_length:
         raise FormatError(f"{where}: sequence has {len(sequence)} bp, expected {geo.stored_length}")
-    return {
+    row = {
         "sequence": CODE_OF_ASCII[np.frombuffer(sequence, np.uint8)],
         "atac": _tensor(example, "atac", "float16", (geo.atac_length, 1), where)[:, 0],
         "peaks": _tensor(example, "peaks", "int32", (geo.n_tokens,), where).astype(np.uint8),
@@ -66,11 +73,29 @@ def read_example(record: bytes, geo: Geometry, where: str) -> dict[str, Any]:
         "motif_activity": _tensor(example, "motif_activity", "float16", (geo.n_motifs,), where),
         "interval": _bytes(example, "interval", where).decode("utf-8", errors="replace"),
     }
+    if rna:
+        row["rna"] = _tensor(example, "rna", "float16", (geo.n_tokens, 1), where)[:, 0]
+    return row
+
+
+def has_rna(path: Path) -> bool:
+    """Whether the first record of a TFRecord file carries the fine-tuning target ``rna``."""
+    records = iter_records(path)
+    try:
+        first = next(records, None)
+    finally:
+        records.close()
+    return first is not None and "rna" in _parse(first, f"{path}: record 0")
 
 
 def convert(run: Run, legacy_dir: Path, out_h5: Path) -> None:
     """Write every split of the cell type ``run.dataset_name`` into ``out_h5``."""
     geo = geometry(run)
+    paths = {split: Path(legacy_dir) / split / f"{run.dataset_name}.tfr" for split in SPLITS}
+    for split, path in paths.items():
+        if not path.exists():
+            raise FormatError(f"{path}: missing TFRecord file of split {split!r}")
+    rna = has_rna(paths[SPLITS[0]])
     fields = {
         "sequence": Field(np.uint8, (geo.stored_length,), "bitshuffle-lz4"),
         "atac": Field(np.float16, (geo.atac_length,), "bitshuffle-lz4"),
@@ -80,21 +105,23 @@ def convert(run: Run, legacy_dir: Path, out_h5: Path) -> None:
         "interval": Field(str),
         "split": Field(np.uint8),
     }
+    if rna:
+        fields["rna"] = Field(np.float16, (geo.n_tokens,), "bitshuffle-lz4")
     attrs = {"splits": list(SPLITS), "cell_type": run.dataset_name, "source": str(legacy_dir)}
     with H5Writer(out_h5, fields, attrs) as out:
-        for split_id, split in enumerate(SPLITS):
-            path = Path(legacy_dir) / split / f"{run.dataset_name}.tfr"
-            if not path.exists():
-                raise FormatError(f"{path}: missing TFRecord file of split {split!r}")
-            rows = [read_example(r, geo, f"{path}: record {i}") for i, r in enumerate(iter_records(path))]
+        for split_id, path in enumerate(paths.values()):
+            rows = [
+                read_example(r, geo, f"{path}: record {i}", rna) for i, r in enumerate(iter_records(path))
+            ]
             if not rows:
                 raise FormatError(f"{path}: no records")
             batch = {key: [row[key] for row in rows] for key in rows[0]}
             out.append({**batch, "split": np.full(len(rows), split_id, np.uint8)})
 
 
-def make_datamodule(run: Run, h5: Path) -> EpiBERTDataModule:
-    """The family's LightningDataModule (torch side; imported here so ``convert`` needs no torch)."""
+def make_datamodule(run: Run, h5: Path, **_: Path) -> EpiBERTDataModule:
+    """The family's LightningDataModule (torch side; imported here so ``convert`` needs no torch); a
+    fine-tuning run's batches carry the expression target. Extra inputs (a pretrained model) are not data."""
     from tf2lightning.families.epibert.datamodule import EpiBERTDataModule
 
     return EpiBERTDataModule(
@@ -104,4 +131,5 @@ def make_datamodule(run: Run, h5: Path) -> EpiBERTDataModule:
         batch_size=int(run.train.get("batch_size", 16)),
         num_workers=int(run.train.get("num_workers", 0)),
         seed=run.seed,
+        rna=is_finetune(run.arch),
     )

@@ -1,7 +1,10 @@
-"""EpiBERT evaluation on the held-out test split: masked-ATAC Pearson r and Spearman rho, and the loss.
+"""EpiBERT evaluation on the held-out test split -> the rows of ``eval.tsv``.
 
-Every test example is augmented with its fixed draws (as in validation); the metrics pool the masked
-bins of all examples; ``pearson_r_log`` correlates ``log1p`` values.
+Every test example is augmented with its fixed draws (as in validation). Pretraining: masked-ATAC Pearson
+r and Spearman rho pooled over the masked bins of all examples, and the loss. Fine-tuning: the same for the
+predicted expression profile over all bins of all examples, against a baseline that predicts expression
+from the observed ATAC signal of the same bin (``baseline_*``: what accessibility alone explains), and the
+ATAC head's masked-ATAC Pearson r (``atac_pearson_r``). ``*_log`` correlate ``log1p`` values.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader
 from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
 
@@ -18,30 +22,53 @@ from tf2lightning.families.epibert.datamodule import AugmentedExamples
 from tf2lightning.families.epibert.geometry import geometry
 from tf2lightning.families.epibert.loss import poisson_multinomial
 from tf2lightning.families.epibert.model import EpiBERT
+from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
 
 
-def evaluate(run: Run, model: EpiBERT, h5: Path) -> dict[str, float]:
-    geo = geometry(run)
-    test = AugmentedExamples(
-        h5, split_indices(h5)["test"], geo, float(run.dataset["atac_mask_dropout"]), run.seed
-    )
-    preds, targets = [], []
+def _correlations(pred: Tensor, target: Tensor, prefix: str = "") -> dict[str, float]:
+    return {
+        f"{prefix}pearson_r": float(pearson_corrcoef(pred, target)),
+        f"{prefix}spearman_r": float(spearman_corrcoef(pred, target)),
+        f"{prefix}pearson_r_log": float(pearson_corrcoef(torch.log1p(pred), torch.log1p(target))),
+    }
+
+
+def predict_test(run: Run, model: EpiBERT, h5: Path) -> dict[str, Tensor]:
+    """The model's outputs and the targets of every test example: ``pred`` (N, bins[, 2]), ``target``,
+    ``mask`` (and ``rna`` for fine-tuning)."""
+    finetune = is_finetune(run.arch)
+    rate = float(run.dataset["atac_mask_dropout"])
+    test = AugmentedExamples(h5, split_indices(h5)["test"], geometry(run), rate, run.seed, finetune)
+    keys = ("target", "mask", "rna") if finetune else ("target", "mask")
+    out: dict[str, list[Tensor]] = {k: [] for k in ("pred", *keys)}
     model.eval()
     with torch.no_grad():
         for batch in DataLoader(test, batch_size=int(run.train.get("batch_size", 16))):
-            pred = model(one_hot(batch["sequence"]), batch["atac"], batch["motif"])
-            where = batch["mask"] > 0
-            preds.append(pred[where])
-            targets.append(batch["target"][where])
-    pred, target = torch.cat(preds), torch.cat(targets)
+            out["pred"].append(model(one_hot(batch["sequence"]), batch["atac"], batch["motif"]))
+            for key in keys:
+                out[key].append(batch[key])
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def evaluate(run: Run, model: EpiBERT, h5: Path) -> dict[str, float]:
+    out = predict_test(run, model, h5)
+    total_weight = float(run.train.get("total_weight", 0.15))
+    where = out["mask"] > 0
+    if not is_finetune(run.arch):
+        pred, target = out["pred"][where], out["target"][where]
+        return {
+            "n_test": float(len(out["pred"])),
+            "n_masked_bins": float(len(target)),
+            **_correlations(pred, target),
+            "poisson_multinomial": float(poisson_multinomial(target, pred, total_weight)),
+        }
+    rna_pred, rna = out["pred"][..., 1], out["rna"]
     return {
-        "n_test": float(len(test)),
-        "n_masked_bins": float(len(target)),
-        "pearson_r": float(pearson_corrcoef(pred, target)),
-        "spearman_r": float(spearman_corrcoef(pred, target)),
-        "pearson_r_log": float(pearson_corrcoef(torch.log1p(pred), torch.log1p(target))),
-        "poisson_multinomial": float(
-            poisson_multinomial(target, pred, float(run.train.get("total_weight", 0.15)))
-        ),
+        "n_test": float(len(rna)),
+        "n_bins": float(rna.numel()),
+        **_correlations(rna_pred.flatten(), rna.flatten()),
+        **_correlations(out["target"].flatten(), rna.flatten(), "baseline_"),
+        "poisson_multinomial": float(poisson_multinomial(rna, rna_pred, total_weight)),
+        "atac_pearson_r": float(pearson_corrcoef(out["pred"][..., 0][where], out["target"][where])),
     }

@@ -109,3 +109,14 @@ def rotary_table(n_tokens: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
     sin = np.repeat(np.sin(angles), 2, axis=1).astype(np.float32)
     cos = np.repeat(np.cos(angles), 2, axis=1).astype(np.float32)
     return sin, cos
+
+
+RNA_CLIP = 65500.0  # the source clips expression counts at (about) the float16 maximum before the sqrt
+
+
+def rna_kernel(size: int = 3, std: float = 1.0) -> np.ndarray:
+    """The source's Gaussian smoothing of the expression target (``gaussian_kernel(3, 1)``), float32,
+    normalised to sum 1; both sides convolve the uncropped ``sqrt`` profile with it, zero-padded ('SAME')."""
+    offsets = np.arange(-(size // 2), size // 2 + 1, dtype=np.float64)
+    weights = np.exp(-(offsets**2) / (2 * std * std))
+    return (weights / weights.sum()).astype(np.float32)

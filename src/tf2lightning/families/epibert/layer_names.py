@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from tf2lightning.families.epibert.modes import HEAD_PREFIX, is_finetune
 from tf2lightning.run import Run
 
 Table = dict[str, tuple[str, str]]
@@ -50,8 +51,18 @@ def _transformer(i: int) -> Table:
     return table
 
 
-def table(n_seq: int, n_atac: int, n_layers: int) -> Table:
-    """The full table for a model with these numbers of tower blocks and transformer layers."""
+def _head(prefix: str) -> Table:
+    return {
+        **_conv_block(prefix, prefix),
+        f"{prefix}_gelu2": (f"{prefix}_gelu2", "same"),
+        f"{prefix}_dense": (f"{prefix}_dense", "same"),
+        f"{prefix}_softplus": (f"{prefix}_softplus", "same"),
+    }
+
+
+def table(n_seq: int, n_atac: int, n_layers: int, finetune: bool = False) -> Table:
+    """The full table for a model with these numbers of tower blocks and transformer layers (and the
+    expression head when ``finetune``)."""
     out: Table = _stem("stem")
     for i in range(n_seq):
         out |= _tower("tower", i)
@@ -66,19 +77,21 @@ def table(n_seq: int, n_atac: int, n_layers: int) -> Table:
     }
     for i in range(n_layers):
         out |= _transformer(i)
-    out |= {"final_ln": ("final_ln", "same"), **_conv_block("head", "head")}
-    out |= {
-        "head_gelu2": ("head_gelu2", "same"),
-        "head_dense": ("head_dense", "same"),
-        "head_softplus": ("head_softplus", "same"),
-    }
+    out |= {"final_ln": ("final_ln", "same"), **_head("head")}
+    if finetune:
+        out |= _head(HEAD_PREFIX)
     return out
 
 
 def parity_layers(run: Run) -> Table:
     """Every compared layer of ``run``'s architecture."""
     arch = run.arch
-    return table(len(arch["filter_list_seq"]), len(arch["filter_list_atac"]), int(arch["num_layers"]))
+    return table(
+        len(arch["filter_list_seq"]),
+        len(arch["filter_list_atac"]),
+        int(arch["num_layers"]),
+        is_finetune(arch),
+    )
 
 
 # The layers every configuration has (one tower block and one transformer layer at least): the static

@@ -11,6 +11,10 @@ TensorFlow/Keras only; never imports torch. The model follows the published ``ep
 * Concatenate -> Dense(d, no bias) -> ``num_layers`` pre-LayerNorm (eps 1e-5) transformer layers with
   interleaved rotary embeddings on queries and keys -> LayerNorm.
 * Head: conv block (k=1, d // final_point_scale) -> Dropout -> GELU -> Dense(1) -> softplus -> crop.
+* Fine-tuning (``mode: finetune``, the source's ``epibert_rampage_finetune`` with ``predict_atac``): a
+  second head of the same form, ``rna_head_*``, for the expression profile; the output ``tracks`` stacks
+  the ATAC and expression profiles ``(N, bins, 2)``. Loss: ``poisson_multinomial`` of the expression per
+  example (mean over the batch) + ``atac_scale`` x the masked-ATAC loss, as the source's fine-tuning step.
 
 The source's GELUs are ``tfa.layers.GELU()`` (tanh approximation) except the motif Dense (``'gelu'``,
 erf); its feed-forward uses ReLU (``ffn_activation``). Deliberate differences from the source: attention
@@ -36,6 +40,7 @@ from tf2lightning.families.epibert import tfdata
 from tf2lightning.families.epibert.draws import draw
 from tf2lightning.families.epibert.geometry import Geometry, geometry, rotary_table
 from tf2lightning.families.epibert.layer_names import parity_layers
+from tf2lightning.families.epibert.modes import HEAD_PREFIX, is_finetune
 from tf2lightning.families.epibert.synthetic import Example, generate
 from tf2lightning.run import Run
 from tf2lightning.tfside.saving import save_keras_h5, save_tf_checkpoint
@@ -58,6 +63,7 @@ def serialize(example: Example) -> bytes:
         "peaks": example.peaks.astype(np.int32),
         "peaks_center": example.peaks_center.astype(np.int32),
         "motif_activity": example.motif_activity.astype(np.float16),
+        "rna": example.rna.astype(np.float16),
     }
     feature = {name: _feature(tf.io.serialize_tensor(tf.constant(v)).numpy()) for name, v in tensors.items()}
     feature["sequence"] = _feature(example.sequence)
@@ -236,39 +242,67 @@ def build_keras_model(run: Run) -> keras.Model:
         x = _transformer_layer(x, i, arch)
     x = layers.LayerNormalization(epsilon=LN_EPS, name="final_ln")(x)
 
-    x = _conv_block(x, "head", seq_filters[-1] // int(arch["final_point_scale"]), 1, momentum)
-    x = layers.Dropout(float(arch["pointwise_dropout"]), name="head_dropout")(x)
-    x = TanhGELU(name="head_gelu2")(x)
-    x = layers.Dense(1, kernel_initializer="lecun_normal", name="head_dense")(x)
-    x = layers.Activation("softplus", name="head_softplus")(x)
-    profile = layers.Cropping1D((geo.crop, geo.crop), name="profile")(x)
-    return keras.Model([sequence, atac, motif], profile, name="epibert")
+    profile = _profile_head(x, "head", "profile", geo, arch)
+    if not is_finetune(arch):
+        return keras.Model([sequence, atac, motif], profile, name="epibert")
+    rna = _profile_head(x, HEAD_PREFIX, "rna", geo, arch)
+    tracks = layers.Concatenate(name="tracks")([profile, rna])
+    return keras.Model([sequence, atac, motif], tracks, name="epibert")
+
+
+def _profile_head(x: Any, prefix: str, name: str, geo: Geometry, arch: Any) -> Any:
+    """Pointwise conv block -> Dropout -> GELU -> Dense(1) -> softplus -> crop: one profile per bin."""
+    layers = keras.layers
+    filters = int(arch["filter_list_seq"][-1]) // int(arch["final_point_scale"])
+    x = _conv_block(x, prefix, filters, 1, float(arch["bn_momentum"]))
+    x = layers.Dropout(float(arch["pointwise_dropout"]), name=f"{prefix}_dropout")(x)
+    x = TanhGELU(name=f"{prefix}_gelu2")(x)
+    x = layers.Dense(1, kernel_initializer="lecun_normal", name=f"{prefix}_dense")(x)
+    x = layers.Activation("softplus", name=f"{prefix}_softplus")(x)
+    return layers.Cropping1D((geo.crop, geo.crop), name=name)(x)
 
 
 # ------------------------------------------------------------------------------------------- training
 def poisson_multinomial(
     target: tf.Tensor, pred: tf.Tensor, total_weight: float, epsilon: float = 1e-6
 ) -> tf.Tensor:
-    """The source's loss on a 1-D vector of bins (masked bins of the batch pooled, as its train step does):
-    multinomial term + ``total_weight`` * Poisson term on the totals, each / length, rescaled by
-    ``2 / (1 + total_weight)``."""
-    n = tf.cast(tf.size(target), tf.float32)
+    """The source's loss along the last axis (the bins), averaged over any leading axes: multinomial term
+    + ``total_weight`` * Poisson term on the totals, each / length, rescaled by ``2 / (1 + total_weight)``.
+    Pretraining pools the masked bins of the batch into one vector, as the source's train step does."""
+    n = tf.cast(tf.shape(target)[-1], tf.float32)
     target, pred = target + epsilon, pred + epsilon
-    s_true, s_pred = tf.reduce_sum(target), tf.reduce_sum(pred)
+    s_true, s_pred = tf.reduce_sum(target, -1), tf.reduce_sum(pred, -1)
     poisson = (s_pred - s_true * tf.math.log(s_pred + keras.backend.epsilon())) / n
-    multinomial = -tf.reduce_sum(target * tf.math.log(pred / s_pred)) / n
-    return (multinomial + total_weight * poisson) * 2.0 / (1.0 + total_weight)
+    multinomial = -tf.reduce_sum(target * tf.math.log(pred / s_pred[..., None]), -1) / n
+    return tf.reduce_mean((multinomial + total_weight * poisson) * 2.0 / (1.0 + total_weight))
 
 
-def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, total_weight: float) -> Any:
-    """The source's train step as a ``tf.function``: loss on the masked bins only."""
+def training_loss(
+    pred: tf.Tensor, targets: tuple[tf.Tensor, ...], total_weight: float, atac_scale: float | None
+) -> tf.Tensor:
+    """Pretraining (``atac_scale`` None): the loss of the masked ATAC bins. Fine-tuning: the expression
+    loss per example (all bins) + ``atac_scale`` x the masked-ATAC loss, as the source's fine-tuning step."""
+    target, mask = targets[:2]
+    where = tf.where(mask > 0)
+    atac = pred[..., 0]
+    atac_loss = poisson_multinomial(tf.gather_nd(target, where), tf.gather_nd(atac, where), total_weight)
+    if atac_scale is None:
+        return atac_loss
+    return poisson_multinomial(targets[2], pred[..., 1], total_weight) + atac_scale * atac_loss
+
+
+def make_train_step(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    total_weight: float,
+    atac_scale: float | None = None,
+) -> Any:
+    """The source's train step as a ``tf.function``, ``step(inputs, target, mask[, rna])``."""
 
     @tf.function
-    def step(inputs: tuple[tf.Tensor, ...], target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    def step(inputs: tuple[tf.Tensor, ...], *targets: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            pred = model(inputs, training=True)[..., 0]
-            where = tf.where(mask > 0)
-            loss = poisson_multinomial(tf.gather_nd(target, where), tf.gather_nd(pred, where), total_weight)
+            loss = training_loss(model(inputs, training=True), targets, total_weight, atac_scale)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
@@ -284,16 +318,25 @@ def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
     geo, arch = geometry(run), run.arch
     model = build_keras_model(run)
     optimizer = keras.optimizers.Adam(float(arch["legacy_lr"]), clipnorm=1.0)
-    step = make_train_step(model, optimizer, float(run.train.get("total_weight", 0.15)))
+    finetune = is_finetune(arch)
+    atac_scale = float(arch.get("atac_scale", 0.1)) if finetune else None
+    step = make_train_step(model, optimizer, float(run.train.get("total_weight", 0.15)), atac_scale)
     rate = float(run.dataset["atac_mask_dropout"])
     losses = []
     for epoch in range(int(arch["legacy_epochs"])):
         ds = tfdata.make_dataset(
-            data_dir, "train", run.dataset_name, geo, rate, int(arch["legacy_batch_size"]), run.seed + epoch
+            data_dir,
+            "train",
+            run.dataset_name,
+            geo,
+            rate,
+            int(arch["legacy_batch_size"]),
+            run.seed + epoch,
+            rna=finetune,
         )
         started, batch_losses = time.perf_counter(), []
-        for inputs, (target, mask) in ds:
-            batch_losses.append(float(step(inputs, target, mask)))
+        for inputs, targets in ds:
+            batch_losses.append(float(step(inputs, *targets)))
         losses.append(float(np.mean(batch_losses)))
         log.info("legacy epoch %d: loss %.4f (%.1f s)", epoch, losses[-1], time.perf_counter() - started)
     save_keras_h5(model, out_dir / "model.h5")

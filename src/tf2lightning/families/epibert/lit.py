@@ -1,22 +1,34 @@
-"""The EpiBERT LightningModule: masked-ATAC pretraining with the source's ``poisson_multinomial`` loss.
+"""The EpiBERT LightningModules: masked-ATAC pretraining and expression fine-tuning, the source's losses.
 
 One-hot encoding happens here, on the module's device. Logged: ``train_loss``, ``val_loss`` and
-``val_pearson`` (Pearson r of predicted vs. observed ATAC over the masked bins of the epoch).
-Precision (bf16-mixed on GPU) and gradient clipping are the standard Trainer's (``train.precision``,
-``train.gradient_clip``).
+``val_pearson`` (pretraining: Pearson r of predicted vs. observed ATAC over the masked bins of the epoch;
+fine-tuning: of the expression profile over all bins, with ``val_pearson_atac`` for the masked ATAC).
+Epoch-level values are reduced over DDP processes (``sync_dist``), so checkpointing and early stopping
+decide the same on every rank. Precision (bf16-mixed on GPU), gradient clipping and the DDP strategy are
+the standard Trainer's (``train.precision``, ``train.gradient_clip``, ``train.strategy``).
+
+A fine-tuning run with ``init_from`` starts from that architecture's trained model: every trunk and
+ATAC-head tensor is loaded from it (:func:`load_pretrained`), the expression head is re-initialised.
 """
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
 
 import lightning as L
 import torch
 from torch import Tensor
 from torchmetrics.regression import PearsonCorrCoef
 
+from tf2lightning.errors import ConfigError
 from tf2lightning.families.epibert.augment import one_hot
-from tf2lightning.families.epibert.loss import masked_loss
+from tf2lightning.families.epibert.loss import finetune_loss, masked_loss
 from tf2lightning.families.epibert.model import EpiBERT
+from tf2lightning.families.epibert.modes import HEAD_PREFIX, is_finetune
 from tf2lightning.run import Run
+
+log = logging.getLogger(__name__)
 
 
 class MaskedATACPretraining(L.LightningModule):
@@ -33,27 +45,117 @@ class MaskedATACPretraining(L.LightningModule):
         pred = self(batch).float()
         return masked_loss(batch["target"], pred, batch["mask"], self.total_weight), pred
 
+    def batch_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """The training loss of ``batch`` (nothing logged)."""
+        return self._loss(batch)[0]
+
+    def _log(self, name: str, value: Tensor | PearsonCorrCoef, batch: dict[str, Tensor]) -> None:
+        self.log(name, value, on_step=False, on_epoch=True, batch_size=len(batch["target"]), sync_dist=True)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["target"]))
+        self._log("train_loss", loss, batch)
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, pred = self._loss(batch)
         where = batch["mask"] > 0
         self.val_pearson.update(pred[where], batch["target"][where])
-        self.log("val_loss", loss, on_epoch=True, batch_size=len(batch["target"]))
-        self.log("val_pearson", self.val_pearson, on_epoch=True, batch_size=len(batch["target"]))
+        self._log("val_loss", loss, batch)
+        self._log("val_pearson", self.val_pearson, batch)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
-def make_module(run: Run, model: EpiBERT) -> MaskedATACPretraining:
+class ExpressionFinetuning(MaskedATACPretraining):
+    """Fine-tuning: expression loss per example + ``atac_scale`` x the masked-ATAC loss. The expression
+    head learns at ``head_lr`` (the source's second optimizer for the output heads), the rest at ``lr``."""
+
+    def __init__(
+        self,
+        model: EpiBERT,
+        lr: float,
+        weight_decay: float,
+        total_weight: float,
+        atac_scale: float,
+        head_lr: float | None = None,
+    ) -> None:
+        super().__init__(model, lr, weight_decay, total_weight)
+        self.atac_scale, self.head_lr = atac_scale, head_lr or lr
+        self.val_pearson_atac = PearsonCorrCoef()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        named = list(self.model.named_parameters())
+        groups = [
+            {"params": [p for n, p in named if not n.startswith(HEAD_PREFIX)], "lr": self.lr},
+            {"params": [p for n, p in named if n.startswith(HEAD_PREFIX)], "lr": self.head_lr},
+        ]
+        return torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
+
+    def _losses(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        tracks = self(batch).float()
+        loss, rna_loss, atac_loss = finetune_loss(
+            tracks, batch["target"], batch["mask"], batch["rna"], self.total_weight, self.atac_scale
+        )
+        return loss, rna_loss, atac_loss, tracks
+
+    def batch_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        return self._losses(batch)[0]
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, rna_loss, atac_loss, _ = self._losses(batch)
+        self._log("train_loss", loss, batch)
+        self._log("train_loss_rna", rna_loss, batch)
+        self._log("train_loss_atac", atac_loss, batch)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, rna_loss, _, tracks = self._losses(batch)
+        where = batch["mask"] > 0
+        self.val_pearson.update(tracks[..., 1].flatten(), batch["rna"].flatten())
+        self.val_pearson_atac.update(tracks[..., 0][where], batch["target"][where])
+        self._log("val_loss", loss, batch)
+        self._log("val_loss_rna", rna_loss, batch)
+        self._log("val_pearson", self.val_pearson, batch)
+        self._log("val_pearson_atac", self.val_pearson_atac, batch)
+
+
+def load_pretrained(model: EpiBERT, path: Path) -> None:
+    """Load every tensor but the expression head's from a trained model (``train/model.pt``) and
+    re-initialise the expression head; a model of another size is a ConfigError naming both."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    state, saved = payload["model_state_dict"], payload["config"]
+    where = f"{path} (arch {saved.get('arch_name')!r})"
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        raise ConfigError(f"{where} does not fit the fine-tuning model: {error}") from None
+    foreign = [k for k in missing if not k.startswith(HEAD_PREFIX)] + list(unexpected)
+    if foreign:
+        raise ConfigError(f"{where} does not fit the fine-tuning model: keys {sorted(foreign)}")
+    for name, module in model.named_modules():
+        if name.startswith(HEAD_PREFIX) and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    log.info("trunk and ATAC head from %s; expression head re-initialised", where)
+
+
+def make_module(run: Run, model: EpiBERT, pretrained: Path | None = None) -> MaskedATACPretraining:
+    """The run's module; a fine-tuning run given ``pretrained`` (its ``init_from`` model) starts from it."""
     cfg = run.train
-    return MaskedATACPretraining(
+    hyper = {
+        "lr": float(cfg.get("lr", 1e-3)),
+        "weight_decay": float(cfg.get("weight_decay", 1e-5)),
+        "total_weight": float(cfg.get("total_weight", 0.15)),
+    }
+    if not is_finetune(run.arch):
+        return MaskedATACPretraining(model, **hyper)
+    if pretrained is not None:
+        load_pretrained(model, Path(pretrained))
+    head_lr = run.arch.get("head_lr")
+    return ExpressionFinetuning(
         model,
-        lr=float(cfg.get("lr", 1e-3)),
-        weight_decay=float(cfg.get("weight_decay", 1e-5)),
-        total_weight=float(cfg.get("total_weight", 0.15)),
+        **hyper,
+        atac_scale=float(run.arch.get("atac_scale", 0.1)),
+        head_lr=None if head_lr is None else float(head_lr),
     )

@@ -6,6 +6,9 @@ pairs features ``(2i, 2i+1)``; half-split ``rotate_half`` exists in the source o
 Attention runs through ``scaled_dot_product_attention``; LayerNorm and BatchNorm use the source's eps 1e-5
 (BatchNorm momentum ``1 - bn_momentum``). GELUs are tanh-approximate (``tfa.layers.GELU``) except the motif
 GELU (erf). Convolutions are channels-first; the transformer works on ``(N, tokens, d)``.
+
+A fine-tuning architecture (``mode: finetune``) adds the expression head ``rna_head*`` beside the ATAC head
+and returns both profiles stacked, ``(N, bins, 2)``, as the Keras reference's ``tracks`` output.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from torch import Tensor, nn
 
 from tf2lightning.families.epibert import layer_names
 from tf2lightning.families.epibert.geometry import Geometry, geometry, rotary_table
+from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
 
 EPS = 1e-5
@@ -144,7 +148,7 @@ class TransformerLayer(nn.Module):
 
 class EpiBERT(nn.Module):
     """``(sequence one-hot (N, L, 4), ATAC (N, La), motif activity (N, M))`` -> profile ``(N, T - 2 crop)``
-    (softplus rates of ATAC per output bin)."""
+    (softplus rates of ATAC per output bin); fine-tuning: ``(N, T - 2 crop, 2)``, ATAC and expression."""
 
     def __init__(self, geo: Geometry, arch: dict) -> None:
         super().__init__()
@@ -178,11 +182,19 @@ class EpiBERT(nn.Module):
             for _ in range(int(arch["num_layers"]))
         )
         self.final_ln = nn.LayerNorm(d, eps=EPS)
-        self.head = ConvBlock(d, d // int(arch["final_point_scale"]), 1, momentum)
-        self.head_dropout = nn.Dropout(float(arch["pointwise_dropout"]))
+        width, rate = d // int(arch["final_point_scale"]), float(arch["pointwise_dropout"])
+        self.head = ConvBlock(d, width, 1, momentum)
+        self.head_dropout = nn.Dropout(rate)
         self.head_gelu2 = nn.GELU(approximate="tanh")
-        self.head_dense = nn.Linear(d // int(arch["final_point_scale"]), 1)
+        self.head_dense = nn.Linear(width, 1)
         self.head_softplus = nn.Softplus()
+        self.finetune = is_finetune(arch)
+        if self.finetune:  # the expression head: the same form, its own weights
+            self.rna_head = ConvBlock(d, width, 1, momentum)
+            self.rna_head_dropout = nn.Dropout(rate)
+            self.rna_head_gelu2 = nn.GELU(approximate="tanh")
+            self.rna_head_dense = nn.Linear(width, 1)
+            self.rna_head_softplus = nn.Softplus()
 
     def encode(self, sequence: Tensor, atac: Tensor, motif: Tensor) -> Tensor:
         """The transformer's input tokens ``(N, T, d)``."""
@@ -200,9 +212,18 @@ class EpiBERT(nn.Module):
         x = self.encode(sequence, atac, motif)
         for layer in self.layers:
             x = layer(x)
-        x = self.head(self.final_ln(x).transpose(1, 2)).transpose(1, 2)
-        x = self.head_softplus(self.head_dense(self.head_gelu2(self.head_dropout(x))))
-        return x[:, self.crop : x.shape[1] - self.crop, 0]
+        x = self.final_ln(x)
+        profile = self._head(x, "head")
+        if not self.finetune:
+            return profile[..., 0]
+        return torch.cat([profile, self._head(x, "rna_head")], dim=-1)
+
+    def _head(self, x: Tensor, prefix: str) -> Tensor:
+        """Head ``prefix`` on the tokens ``(N, T, d)`` -> cropped softplus rates ``(N, T - 2 crop, 1)``."""
+        x = getattr(self, prefix)(x.transpose(1, 2)).transpose(1, 2)
+        for part in ("dropout", "gelu2", "dense", "softplus"):
+            x = getattr(self, f"{prefix}_{part}")(x)
+        return x[:, self.crop : x.shape[1] - self.crop]
 
 
 def build(run: Run) -> EpiBERT:
@@ -251,4 +272,6 @@ def _profile(t: Tensor) -> Tensor:
     return t.unsqueeze(-1)
 
 
-PARITY_OUTPUTS: dict[str, Callable[[Tensor], Tensor]] = {"profile": _profile}
+# The Keras output is ``profile`` (N, bins, 1) for pretraining and ``tracks`` (N, bins, 2) for fine-tuning;
+# only the one in the reference is compared.
+PARITY_OUTPUTS: dict[str, Callable[[Tensor], Tensor]] = {"profile": _profile, "tracks": _same}

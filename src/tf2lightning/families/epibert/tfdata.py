@@ -2,7 +2,8 @@
 
 TensorFlow only. ``augment`` is the TF twin of :func:`tf2lightning.families.epibert.augment.augment`
 (same steps, same draws); ``make_dataset`` feeds it with draws from a ``tf.random.Generator``.
-Dtypes come from the serialized tensors: ``atac`` and ``motif_activity`` are float16, peaks int32.
+Dtypes come from the serialized tensors: ``atac``, ``motif_activity`` and ``rna`` (the fine-tuning target,
+present in fine-tuning records) are float16, peaks int32.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf2lightning.families.epibert.draws import NOISE_MEAN, NOISE_STD
-from tf2lightning.families.epibert.geometry import Geometry
+from tf2lightning.families.epibert.geometry import RNA_CLIP, Geometry, rna_kernel
 
 COMPRESSION = "ZLIB"
 FEATURES = {
@@ -31,10 +32,12 @@ def record_path(data_dir: Path, split: str, cell_type: str) -> Path:
     return Path(data_dir) / split / f"{cell_type}.tfr"
 
 
-def parse(record: tf.Tensor, geo: Geometry) -> dict[str, tf.Tensor]:
-    """One serialized ``tf.train.Example`` -> raw tensors with their stored dtypes, shapes checked."""
-    data = tf.io.parse_single_example(record, FEATURES)
-    return {
+def parse(record: tf.Tensor, geo: Geometry, rna: bool = False) -> dict[str, tf.Tensor]:
+    """One serialized ``tf.train.Example`` -> raw tensors with their stored dtypes, shapes checked;
+    ``rna`` also parses the expression profile."""
+    features = {**FEATURES, "rna": tf.io.FixedLenFeature([], tf.string)} if rna else FEATURES
+    data = tf.io.parse_single_example(record, features)
+    parsed = {
         "sequence": data["sequence"],
         "atac": tf.ensure_shape(tf.io.parse_tensor(data["atac"], tf.float16), [geo.atac_length, 1]),
         "peaks": tf.ensure_shape(tf.io.parse_tensor(data["peaks"], tf.int32), [geo.n_tokens]),
@@ -43,6 +46,17 @@ def parse(record: tf.Tensor, geo: Geometry) -> dict[str, tf.Tensor]:
             tf.io.parse_tensor(data["motif_activity"], tf.float16), [geo.n_motifs]
         ),
     }
+    if rna:
+        parsed["rna"] = tf.ensure_shape(tf.io.parse_tensor(data["rna"], tf.float16), [geo.n_tokens, 1])
+    return parsed
+
+
+def rna_target(rna: tf.Tensor, geo: Geometry) -> tf.Tensor:
+    """Expression counts ``(n_tokens, 1)`` -> the source's target: clip, sqrt, Gaussian smoothing, crop."""
+    x = tf.sqrt(tf.clip_by_value(tf.cast(rna, tf.float32), 0.0, RNA_CLIP))
+    kernel = tf.constant(rna_kernel()[:, None, None])
+    x = tf.nn.conv1d(x[None], kernel, stride=1, padding="SAME")[0, :, 0]
+    return x[geo.crop : geo.n_tokens - geo.crop]
 
 
 def _soft_clip(x: tf.Tensor, limit: float) -> tf.Tensor:
@@ -69,7 +83,8 @@ def _mask(
 def augment(
     parsed: dict[str, tf.Tensor], draws: dict[str, Any], geo: Geometry, rate: float
 ) -> dict[str, tf.Tensor]:
-    """Parsed example + draws -> ``sequence`` int32 codes, ``atac``, ``mask``, ``target``, ``motif``."""
+    """Parsed example + draws -> ``sequence`` int32 codes, ``atac``, ``mask``, ``target``, ``motif``
+    (and ``rna``, the expression target, when the example has it)."""
     raw = tf.io.decode_raw(tf.strings.substr(parsed["sequence"], draws["shift"], geo.input_length), tf.uint8)
     codes = tf.gather(tf.constant(_CODES), tf.cast(raw, tf.int32))
     atac = tf.reshape(tf.cast(parsed["atac"], tf.float32), [-1]) + tf.cast(draws["noise"], tf.float32)
@@ -82,12 +97,13 @@ def augment(
     codes = tf.cond(
         if_rc, lambda: tf.gather(tf.constant([3, 2, 1, 0, 4]), tf.reverse(codes, [0])), lambda: codes
     )
-    masked, target, mask = (
-        tf.cond(if_rc, lambda t=t: tf.reverse(t, [0]), lambda t=t: t) for t in (masked, target, mask)
-    )
+    tracks = {"atac": masked, "target": target, "mask": mask}
+    if "rna" in parsed:
+        tracks["rna"] = rna_target(parsed["rna"], geo)
+    tracks = {k: tf.cond(if_rc, lambda t=t: tf.reverse(t, [0]), lambda t=t: t) for k, t in tracks.items()}
     motif = tf.cast(parsed["motif_activity"], tf.float32)
     motif = (motif - tf.reduce_min(motif)) / (tf.reduce_max(motif) - tf.reduce_min(motif))
-    return {"sequence": codes, "atac": masked, "mask": mask, "target": target, "motif": motif}
+    return {"sequence": codes, **tracks, "motif": motif}
 
 
 def tf_draws(g: tf.random.Generator, geo: Geometry) -> dict[str, tf.Tensor]:
@@ -108,14 +124,23 @@ def model_inputs(example: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, t
 
 
 def make_dataset(
-    data_dir: Path, split: str, cell_type: str, geo: Geometry, rate: float, batch_size: int, seed: int
+    data_dir: Path,
+    split: str,
+    cell_type: str,
+    geo: Geometry,
+    rate: float,
+    batch_size: int,
+    seed: int,
+    rna: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of ``((sequence, atac, motif), (target, mask))`` with fresh draws for every example."""
+    """Batches of ``((sequence, atac, motif), (target, mask))`` with fresh draws for every example;
+    with ``rna`` the targets are ``(target, mask, rna)`` (fine-tuning)."""
     g = tf.random.Generator.from_seed(seed)
     ds = tf.data.TFRecordDataset(str(record_path(data_dir, split, cell_type)), compression_type=COMPRESSION)
+    keys = ("target", "mask", "rna") if rna else ("target", "mask")
 
-    def prepare(record: tf.Tensor) -> tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, tf.Tensor]]:
-        example = augment(parse(record, geo), tf_draws(g, geo), geo, rate)
-        return model_inputs(example), (example["target"], example["mask"])
+    def prepare(record: tf.Tensor) -> tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...]]:
+        example = augment(parse(record, geo, rna), tf_draws(g, geo), geo, rate)
+        return model_inputs(example), tuple(example[k] for k in keys)
 
     return ds.map(prepare).batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -50,14 +50,14 @@ def weight_map(run: Run) -> WeightMap:
         Rule(r"layer_(\d+)_ffn_(wide|narrow)/bias", r"layers.\1.ffn.\2.bias"),
         Rule("final_ln/gamma", "final_ln.weight"),
         Rule("final_ln/beta", "final_ln.bias"),
-        # head
-        Rule("head_conv/kernel", "head.conv.weight", permute(2, 1, 0)),
-        Rule("head_conv/bias", "head.conv.bias"),
-        Rule("head_bn/gamma", "head.bn.weight"),
-        Rule("head_bn/beta", "head.bn.bias"),
-        Rule("head_bn/moving_mean", "head.bn.running_mean"),
-        Rule("head_bn/moving_variance", "head.bn.running_var"),
-        Rule("head_dense/kernel", "head_dense.weight", transpose()),
-        Rule("head_dense/bias", "head_dense.bias"),
+        # the ATAC head and (fine-tuning) the expression head: <head>_* -> <head>.* / <head>_dense.*
+        Rule(r"(head|rna_head)_conv/kernel", r"\1.conv.weight", permute(2, 1, 0)),
+        Rule(r"(head|rna_head)_conv/bias", r"\1.conv.bias"),
+        Rule(r"(head|rna_head)_bn/gamma", r"\1.bn.weight"),
+        Rule(r"(head|rna_head)_bn/beta", r"\1.bn.bias"),
+        Rule(r"(head|rna_head)_bn/moving_mean", r"\1.bn.running_mean"),
+        Rule(r"(head|rna_head)_bn/moving_variance", r"\1.bn.running_var"),
+        Rule(r"(head|rna_head)_dense/kernel", r"\1_dense.weight", transpose()),
+        Rule(r"(head|rna_head)_dense/bias", r"\1_dense.bias"),
     ]
     return WeightMap(rules)
