@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -123,49 +122,13 @@ def lightning_steps(
 ) -> Timing:
     """Per-step times of ``Trainer.fit`` on one batch (fp32, the run's gradient clipping as the train stage
     sets it; no logger, checkpoint or validation)."""
-    import lightning as L
-    from torch.utils.data import DataLoader
+    from tf2lightning.bench.lightning_steps import step_seconds
 
-    sync = sync_for(device)
-
-    class StepTimer(L.Callback):
-        def __init__(self) -> None:
-            self.durations: list[float] = []
-            self.start = 0.0
-
-        def on_train_batch_start(self, *args: Any) -> None:
-            if sync:
-                sync()
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, *args: Any) -> None:
-            if sync:
-                sync()
-            self.durations.append(time.perf_counter() - self.start)
-
-    total = warmup + repeats
     module = family_module(run.family, "lit").make_module(run, load_port(run, weights).train())
-    batch = training_batch(run, arrays)
-    timer = StepTimer()
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = L.Trainer(
-            max_steps=total,
-            accelerator="gpu" if device.type == "cuda" else "cpu",
-            devices=1,
-            precision="32-true",
-            gradient_clip_val=run.train.get("gradient_clip"),
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            callbacks=[timer],
-            default_root_dir=tmp,
-        )
-        trainer.fit(module, train_dataloaders=DataLoader([batch] * total, batch_size=None))
+    clip = run.train.get("gradient_clip")
+    seconds = step_seconds(module, training_batch(run, arrays), warmup + repeats, device, gradient_clip=clip)
     items = len(next(iter(arrays.values())))
-    return from_durations(timer.durations, items=items, warmup=warmup, unit="examples")
+    return from_durations(seconds, items=items, warmup=warmup, unit="examples")
 
 
 def whole_runs(

@@ -20,23 +20,15 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 
 from tf2lightning.bench.flops import count_flops, peak_flops, utilisation
+from tf2lightning.bench.lightning_steps import compute_dtype, step_seconds
 from tf2lightning.families.epibert.geometry import geometry
 from tf2lightning.families.epibert.lit import MaskedATACPretraining, make_module
 from tf2lightning.families.epibert.model import build
 from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
-
-COMPUTE_DTYPE = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "16-mixed": torch.float16}
-
-
-def compute_dtype(precision: str) -> torch.dtype:
-    """The dtype the matmuls run in under a Lightning precision setting."""
-    return COMPUTE_DTYPE.get(precision, torch.float32)
 
 
 def synthetic_batch(run: Run, batch_size: int, seed: int = 0) -> dict[str, Tensor]:
@@ -54,37 +46,6 @@ def synthetic_batch(run: Run, batch_size: int, seed: int = 0) -> dict[str, Tenso
     if is_finetune(run.arch):
         batch["rna"] = torch.rand(batch_size, geo.output_length, generator=g) * 3
     return batch
-
-
-class _Repeat(Dataset):
-    def __init__(self, batch: dict[str, Tensor], n: int) -> None:
-        self.batch, self.n = batch, n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return self.batch
-
-
-class StepTimer(Callback):
-    """Seconds of each training step, the device synchronised at both ends."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-        self._start = 0.0
-
-    def _sync(self, module: L.LightningModule) -> None:
-        if module.device.type == "cuda":
-            torch.cuda.synchronize(module.device)
-
-    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
-        self._sync(module)
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
-        self._sync(module)
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def step_flops(
@@ -123,24 +84,8 @@ def training_throughput(
     L.seed_everything(run.seed, verbose=False)
     module = make_module(run, build(run))
     batch = synthetic_batch(run, batch_size, run.seed)
-    timer = StepTimer()
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        precision=precision,
-        gradient_clip_val=gradient_clip,
-        max_steps=warmup + steps,
-        callbacks=[timer],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    loader = DataLoader(_Repeat(batch, warmup + steps), batch_size=None)
-    trainer.fit(module, train_dataloaders=loader)
-    timed = timer.seconds[warmup:]
+    seconds = step_seconds(module, batch, warmup + steps, torch_device, precision, gradient_clip)
+    timed = seconds[warmup:]
     step_s = statistics.median(timed)
     flops = step_flops(module, batch, torch_device, precision)
     peak = peak_flops(torch_device, compute_dtype(precision))
