@@ -119,21 +119,6 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))
 
 
-class TokenEmbedding(nn.Module):
-    """Token embeddings, plus a residual convolution over them when ``kernel_size > 1`` (k-mer features)."""
-
-    def __init__(self, n_tokens: int, dim: int, kernel_size: int = 1) -> None:
-        super().__init__()
-        self.tokens = nn.Embedding(n_tokens, dim)
-        self.conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2) if kernel_size > 1 else None
-
-    def forward(self, indices: Tensor) -> Tensor:
-        x = self.tokens(indices)
-        if self.conv is None:
-            return x
-        return x + self.conv(x.transpose(1, 2)).transpose(1, 2)
-
-
 class ScoreNetwork(nn.Module):
     """The SEDD score model with a ``Tran`` or ``Conv`` backbone (``blocks``), conditioned on activities."""
 
@@ -154,7 +139,10 @@ class ScoreNetwork(nn.Module):
         super().__init__()
         self.n_tokens = n_tokens
         self.absorbing = absorbing
-        self.embedding = TokenEmbedding(n_tokens, dim, embed_kernel)
+        self.embedding = nn.Embedding(n_tokens, dim)
+        self.embedding_conv = (
+            nn.Conv1d(dim, dim, embed_kernel, padding=embed_kernel // 2) if embed_kernel > 1 else None
+        )
         self.sigma_embedding = TimestepEmbedding(dim)
         self.label_embedding = nn.Linear(n_activities, dim)
         if backbone == "Tran":
@@ -176,6 +164,8 @@ class ScoreNetwork(nn.Module):
     def forward(self, indices: Tensor, sigma: Tensor, labels: Tensor) -> Tensor:
         c = F.silu(self.sigma_embedding(sigma) + self.label_embedding(labels))
         x = self.embedding(indices)
+        if self.embedding_conv is not None:  # k-mer features: x + conv(x)
+            x = x + self.embedding_conv(x.transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x, c)
         x = self.final(x, c)
@@ -231,6 +221,7 @@ def _identity(t: Tensor) -> Tensor:
 def parity_layers(run: Run) -> dict[str, tuple[str, Callable[[Tensor], Tensor]]]:
     """Layer name in ``reference.h5`` -> (module path, layout): the same modules on both sides."""
     names = ["embedding", "sigma_embedding", "label_embedding"]
+    names += ["embedding_conv"] if int(run.arch.get("embed_kernel", 1)) > 1 else []
     names += [f"blocks.{i}" for i in range(int(run.arch["n_blocks"]))] + ["final"]
     return {name: (name, _identity) for name in names}
 
