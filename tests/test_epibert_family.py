@@ -414,6 +414,29 @@ def test_finetune_needs_the_expression_target(tmp_path: Path) -> None:
         dm.setup()
 
 
+def test_legacy_finetune_names_records_without_the_expression_target(tmp_path: Path) -> None:
+    """The TF side's fine-tuning refuses pretraining-only records up front, naming the file."""
+    records = tmp_path / "train" / "K562.tfr"
+    records.parent.mkdir()
+    write_records(records, [encode_example({"sequence": [b"ACGT"]})], "ZLIB")
+    out = run_tf(
+        """
+        import json, sys
+        from tf2lightning.errors import FormatError
+        from tf2lightning.families.epibert import legacy
+        from tf2lightning.run import Run
+        try:
+            legacy.train_model(Run(**json.loads(sys.argv[1])), sys.argv[2], sys.argv[3])
+        except FormatError as error:
+            print(error)
+        """,
+        json.dumps(asdict(FINETUNE)),
+        tmp_path,
+        tmp_path / "model",
+    )
+    assert f"{records}: record 0 has no 'rna' feature" in out
+
+
 def test_the_finetune_run_depends_on_the_pretrain_model(tmp_path: Path) -> None:
     """The DAG edge: the finetune arch's train job needs pretrain's train/model.pt (``init_from``)."""
     from tests.workflow_runner import REPO, copy_workflow, snakemake

@@ -36,7 +36,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf2lightning.core.atomic import atomic_path
+from tf2lightning.errors import FormatError
 from tf2lightning.families.epibert import tfdata
+from tf2lightning.families.epibert.data import has_rna
 from tf2lightning.families.epibert.draws import draw
 from tf2lightning.families.epibert.geometry import Geometry, geometry, rotary_table
 from tf2lightning.families.epibert.layer_names import parity_layers
@@ -319,6 +321,9 @@ def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
     model = build_keras_model(run)
     optimizer = keras.optimizers.Adam(float(arch["legacy_lr"]), clipnorm=1.0)
     finetune = is_finetune(arch)
+    records = tfdata.record_path(data_dir, "train", run.dataset_name)
+    if finetune and not has_rna(records):
+        raise FormatError(f"{records}: record 0 has no 'rna' feature, which fine-tuning needs")
     atac_scale = float(arch.get("atac_scale", 0.1)) if finetune else None
     step = make_train_step(model, optimizer, float(run.train.get("total_weight", 0.15)), atac_scale)
     rate = float(run.dataset["atac_mask_dropout"])
