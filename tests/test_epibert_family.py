@@ -329,6 +329,12 @@ def test_one_lightning_step_learns(legacy_dir: tuple[Path, dict[str, Any]]) -> N
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     module = make_module(RUN, model.build(RUN))
+    losses = _losses_of_three_steps(module, batch)
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def _losses_of_three_steps(module: Any, batch: dict[str, torch.Tensor]) -> list[float]:
+    """Three optimizer steps of ``module`` on ``batch``, outside a Trainer; the loss of each."""
     optimizer = module.configure_optimizers()
     losses = []
     for _ in range(3):
@@ -337,7 +343,7 @@ def test_one_lightning_step_learns(legacy_dir: tuple[Path, dict[str, Any]]) -> N
         loss.backward()
         optimizer.step()
         losses.append(float(loss))
-    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    return losses
 
 
 def test_torch_side_never_imported_tensorflow() -> None:
@@ -358,14 +364,7 @@ def test_one_finetuning_step_learns(legacy_dir: tuple[Path, dict[str, Any]]) -> 
     assert batch["rna"].shape == (4, GEO.output_length) and batch["rna"].max() > 0.5
     module = make_module(FINETUNE, model.build(FINETUNE))
     assert isinstance(module, ExpressionFinetuning)
-    optimizer = module.configure_optimizers()
-    losses = []
-    for _ in range(3):
-        loss = module.training_step(batch, 0)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss))
+    losses = _losses_of_three_steps(module, batch)
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
