@@ -57,6 +57,14 @@ def test_dry_run_plans_exactly_the_dga_chain(tmp_path: Path) -> None:
     assert all(count == 1 for rule, count in jobs.items() if rule != "convert_weights")
 
 
+def test_dry_run_of_one_d3_target_plans_only_its_chain(tmp_path: Path) -> None:
+    """The example users try first: data, oracle, legacy model, conversion, parity, train, sample, eval."""
+    workdir = copy_workflow(tmp_path)
+    jobs = planned_jobs(snakemake(workdir, "-n", "results/d3/promoter_Tran/eval.tsv").stdout)
+    expected = {"legacy_data", "convert_data", "d3_oracle", "legacy_model", "reference", "convert_weights"}
+    assert jobs == dict.fromkeys(expected | {"parity", "train", "d3_sample", "evaluate"}, 1)
+
+
 def test_rule_all_covers_every_configured_combination(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path)
     jobs = planned_jobs(snakemake(workdir, "-n", "all").stdout)
