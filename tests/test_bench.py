@@ -377,3 +377,23 @@ def test_tabular_training_benchmark_times_whole_runs_of_both_loops(tmp_path):
     assert 2 * forward < per_item - validation <= 3 * forward
     assert float(rows["lightning"]["flops_per_item"]) == per_item
     assert not list(out.parent.glob(".bench.*"))
+
+
+def test_bench_table_prints_rates_ratios_and_failures(tmp_path, capsys):
+    from tf2lightning.bench.suite import COLUMNS
+    from tf2lightning.cli import main
+    from tf2lightning.core.tsv import write_tsv
+
+    tf = SideResult("tf", "training", timings={"keras train step": Timing((0.5,), 1000)})
+    torch = SideResult(
+        "torch", "training", timings={"lightning": Timing((0.25,), 1000)}, errors={"x": "boom"}
+    )
+    torch.peak_rss_mb = 480.4
+    rows = result_rows(Run("dga", "d", "a"), [tf, torch], Settings(), "keras train step")
+    write_tsv(tmp_path / "training.tsv", rows, COLUMNS)
+    assert main(["bench-table", str(tmp_path / "training.tsv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    lines = [line.split(" | ")[3:] for line in out]
+    assert lines[2] == ["keras train step", "2,000 examples/s", "1.00", "keras train step", "–", "– |"]
+    assert lines[3] == ["lightning", "4,000 examples/s", "2.00", "keras train step", "–", "480 MB |"]
+    assert out[4] == "| dga d_a | training | torch | x | boom | | | | |"

@@ -28,7 +28,7 @@ from tf2lightning.core.torch_weights import load_mapped, target_spec
 from tf2lightning.errors import FormatError, MappingError
 from tf2lightning.families.clair3 import call as clair3_call
 from tf2lightning.families.clair3 import data, model, weights
-from tf2lightning.families.clair3.bin_format import bin_path, read_bin, write_bin
+from tf2lightning.families.clair3.bin_format import bin_path, chunk_batches, read_bin, write_bin
 from tf2lightning.families.clair3.evaluate import predict_heads
 from tf2lightning.families.clair3.labels import GT21, LABEL_WIDTH, label_classes, one_hot_labels
 from tf2lightning.families.clair3.lookahead import Lookahead
@@ -161,6 +161,26 @@ def test_bin_round_trips_bit_identical(tmp_path: Path) -> None:
         assert all(again[k].tobytes() == original[k].tobytes() for k in original)
 
 
+@pytest.mark.parametrize(
+    ("n", "batch", "chunk", "width"),
+    [(2000, 400, 200, 200), (12, 4, 200, 4), (1000, 300, 200, 100), (800, 32, 200, 32)],
+)
+def test_bin_reader_batches_are_shuffled_chunks_of_consecutive_rows(
+    n: int, batch: int, chunk: int, width: int
+) -> None:
+    rng = np.random.default_rng(0)
+    passes = [chunk_batches(n, batch, rng, chunk) for _ in range(2)]
+    for batches in passes:
+        rows = [list(range(n))[s] for parts in batches for s in parts]
+        assert all(len(r) == width and r == list(range(r[0], r[0] + width)) for r in rows)
+        assert all(sum(s.stop - s.start for s in parts) == batch for parts in batches)
+        flat = [i for r in rows for i in r]
+        assert len(flat) == len(set(flat)) and max(flat) < n  # no row twice in a pass
+        assert len(batches) == ((n - width) // width) // (batch // width)
+    assert passes[0] != passes[1]  # a fresh order (and start offset) every pass
+    assert chunk_batches(5, 8, rng, chunk) == []
+
+
 def test_bad_bin_names_the_file_and_array(tmp_path: Path) -> None:
     sites = generate_sites(3, Platform("hifi", 55), np.random.default_rng(0))
     path = tmp_path / "bad.bin"
@@ -177,6 +197,25 @@ def test_bad_bin_names_the_file_and_array(tmp_path: Path) -> None:
         del h5["alt_info"]
     with pytest.raises(FormatError, match=r"bad\.bin: missing array 'alt_info'"):
         read_bin(path)
+
+
+def test_a_batch_of_sites_names_the_site_with_a_bad_label(tmp_path: Path) -> None:
+    from tf2lightning.families.clair3.datamodule import BinSites
+
+    sites = generate_sites(4, Platform("hifi", 55), np.random.default_rng(0))
+    label = sites["label"].copy()
+    label[2, :3] = 1  # two gt21 classes at once
+    arrays = {
+        "position_matrix": sites["pileup"],
+        "label": label,
+        **{k: sites[k] for k in ("position", "alt_info")},
+    }
+    write_bin(tmp_path / "x.bin", arrays)
+    dataset = BinSites(tmp_path / "x.bin")
+    batch = dataset.__getitems__([0, 1, 3])
+    assert [int(b["y"][0]) for b in batch] == label_classes(sites["label"][[0, 1, 3]])[:, 0].tolist()
+    with pytest.raises(FormatError, match=r"x\.bin: site 2: .*gt21 block is not one-hot"):
+        dataset.__getitems__([1, 2, 3])
 
 
 # ------------------------------------------------------------------------------------------------ port
@@ -320,3 +359,25 @@ def test_lightning_step_with_lookahead_on_converted_data(legacy_root: Path, tmp_
     assert all(torch.isfinite(p).all() for p in module.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
     assert "val_gt21_f1" in trainer.callback_metrics
+
+
+# -------------------------------------------------------------------------------------------- benchmark
+@pytest.mark.parametrize(("dataset", "arch"), [("hifi", "P"), ("ont", "F")])
+def test_training_and_data_benchmarks_of_both_sides(
+    legacy_root: Path, tmp_path: Path, dataset: str, arch: str
+) -> None:
+    from tests.bench_checks import check_training_and_data_benchmarks
+    from tf2lightning.stages.weights import convert_weights
+
+    run = make_run(dataset, arch)
+    run = Run(**{**run.__dict__, "train": {"batch_size": 4}})
+    data.convert(run, legacy_root / dataset / "data", tmp_path / "data.h5")
+    convert_weights(run, legacy_root / f"{dataset}_{arch}", "ckpt", tmp_path / "weights.safetensors")
+    paths = {
+        "model_dir": legacy_root / f"{dataset}_{arch}",
+        "h5": tmp_path / "data.h5",
+        "weights": tmp_path / "weights.safetensors",
+        "legacy_dir": legacy_root / dataset / "data",
+    }
+    views = ("pileup", "full_alignment")
+    check_training_and_data_benchmarks(run, paths, tmp_path / "bench", 4, SIZES["n_train"], views)

@@ -334,10 +334,12 @@ def test_one_lightning_step_learns(legacy_dir: tuple[Path, dict[str, Any]]) -> N
 
 
 def _losses_of_three_steps(module: Any, batch: dict[str, torch.Tensor]) -> list[float]:
-    """Three optimizer steps of ``module`` on ``batch``, outside a Trainer; the loss of each."""
+    """Three optimizer steps of ``module`` on ``batch``, outside a Trainer; the loss of each, every one
+    with the same dropout masks (so the losses differ by the steps alone)."""
     optimizer = module.configure_optimizers()
     losses = []
     for _ in range(3):
+        torch.manual_seed(0)
         loss = module.training_step(batch, 0)
         optimizer.zero_grad()
         loss.backward()
@@ -556,3 +558,64 @@ def test_training_throughput_counts_tokens_and_flops() -> None:
     assert out["achieved_tflops"] == pytest.approx(out["flops_per_step"] / out["step_s_median"] / 1e12)
     published = geometry(published_run("finetune"))
     assert (published.n_tokens, published.output_length, published.atac_length) == (4096, 4092, 131072)
+
+
+# -------------------------------------------------------------------------------------------- benchmark
+def test_training_and_data_benchmarks_of_both_sides(
+    legacy_dir: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    from tests.bench_checks import check_training_and_data_benchmarks
+    from tf2lightning.stages.weights import convert_weights
+
+    root, _ = legacy_dir
+    convert_weights(FINETUNE, root / "model_ft", "h5", tmp_path / "weights.safetensors")
+    paths = {
+        "model_dir": root / "model_ft",
+        "h5": root / "data.h5",
+        "weights": tmp_path / "weights.safetensors",
+        "legacy_dir": root / "data",
+    }
+    check_training_and_data_benchmarks(FINETUNE, paths, tmp_path / "bench", 4, CONFIG["dataset"]["n_train"])
+
+
+TF_AUGMENT_BATCH = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import tensorflow as tf
+from tf2lightning.run import Run
+from tf2lightning.families.epibert import tfdata
+from tf2lightning.families.epibert.bench import examples
+from tf2lightning.families.epibert.geometry import geometry
+run, root = Run(**json.loads(sys.argv[1])), Path(sys.argv[2])
+arrays = dict(np.load(root / "arrays.npz"))
+geo, rate = geometry(run), run.dataset["atac_mask_dropout"]
+out = [
+    tfdata.augment({k: tf.constant(v) for k, v in row.items()}, draws, geo, rate)
+    for row, draws in examples(arrays)
+]
+np.savez(root / "tf_batch.npz", **{k: np.stack([o[k].numpy() for o in out]) for k in out[0]})
+assert "torch" not in sys.modules, "the TF side imported torch"
+"""
+
+
+def test_benchmark_batch_is_augmented_alike_on_both_sides(
+    legacy_dir: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Both sides train on the same examples: the stored rows of data.h5 with the batch's draws, through
+    ``tfdata.augment`` in TF and the DataModule's ``augment`` in torch."""
+    from tf2lightning.families.epibert.bench import torch_batch, train_batch
+
+    root, _ = legacy_dir
+    arrays = train_batch(FINETUNE, root / "data.h5", 3)
+    first = split_indices(root / "data.h5")["train"][:3]
+    np.testing.assert_array_equal(arrays["sequence"], read_all(root / "data.h5")["sequence"][first])
+    np.savez(tmp_path / "arrays.npz", **arrays)
+    run_tf(TF_AUGMENT_BATCH, json.dumps(asdict(FINETUNE)), tmp_path)
+    tf_batch = dict(np.load(tmp_path / "tf_batch.npz"))
+    batch = torch_batch(FINETUNE, arrays)
+    assert set(batch) == set(tf_batch) == {"sequence", "atac", "target", "mask", "motif", "rna"}
+    for key, value in tf_batch.items():
+        torch.testing.assert_close(
+            batch[key], torch.from_numpy(value).to(batch[key].dtype), atol=1e-5, rtol=1e-6
+        )

@@ -2,6 +2,7 @@
 
 tf2lightning predict results/dga/domains_CnnLstm/train/model.pt domains.txt   # or '-' for stdin
 tf2lightning validate-config config/config.yaml
+tf2lightning bench-table results/epibert/*/bench/*.tsv   # the benchmark rows as a Markdown table
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def _validate_config(args: argparse.Namespace) -> None:
     print(f"{args.config}: valid ({', '.join(config['families'])})")
 
 
+def _bench_table(args: argparse.Namespace) -> None:
+    from tf2lightning.bench.suite import markdown_table
+    from tf2lightning.core.tsv import read_tsv
+
+    print(markdown_table([row for path in args.tables for row in read_tsv(path)]))
+
+
 def _clair3(args: argparse.Namespace) -> None:
     from tf2lightning.families.clair3.call import main as call
 
@@ -57,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--workflow-dir", help="the workflow's directory (with workflow/schemas/); default: the current one"
     )
     validate.set_defaults(handler=_validate_config)
+
+    table = commands.add_parser("bench-table", help="benchmark TSVs (bench/*.tsv) as one Markdown table")
+    table.add_argument("tables", nargs="+", help="the TSVs the benchmark rules wrote")
+    table.set_defaults(handler=_bench_table)
 
     clair3 = commands.add_parser("clair3", help="Clair3 tools ('clair3 call --help')")
     clair3.add_argument("tool", choices=["call"], help="call: CallVariants-style streaming batch inference")

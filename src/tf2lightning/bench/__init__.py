@@ -43,7 +43,8 @@ factory                                                 side  used by
 ``DEVICE``: ``"cpu"`` to keep every child off the GPU   none  all tasks (default ``"auto"``)
 ``train_batch(run, h5, batch_size) -> {name: array}``   none  training: the batch both sides train on
 ``tf_train_step(run, keras_model, batch) -> () -> Any``  TF    training: one optimizer step
-``torch_loss(run, model, batch) -> Tensor``             torch training: the plain loop's loss
+``torch_loss(run, model, batch) -> Tensor``             torch training: the plain loop's loss (default:
+                                                              the LightningModule's ``batch_loss(batch)``)
 ``torch_plain_step(run, model, batch) -> () -> Any``    torch training: the family's own plain-loop step
                                                               (instead of ``torch_loss``)
 ``torch_fit(run, paths, out_dir, lightning=) -> int``   torch training over whole runs (instead of one
@@ -55,10 +56,14 @@ factory                                                 side  used by
                                                               ``legacy.load_model``)
 ``tf_dataset(run, legacy_dir, batch_size) -> iterable``  TF    loading: the legacy ``tf.data`` pipeline
 ``legacy_batches(run, legacy_dir, batch_size)``         torch loading: the plain loop's own reader
+``DATA_VIEWS``: ``{name: arch keys}``                   none  loading, once per view, where the loaders
+                                                              depend on the architecture
 ======================================================  ====  =============================================
 
 ``convert`` uses ``data.convert`` and torch-side ``loading`` uses ``data.make_datamodule`` with
 ``run.train`` overridden (``num_workers``, ``batch_size``). The DGA family's ``bench.py`` is the example
-for a TF family; ``d3`` (per-step training, its own reader) and ``tabular`` (whole runs) for families ported
-from plain PyTorch.
+for a TF family; ``epibert`` (one batch of stored rows and augmentation draws that each side augments with
+its own pipeline) and ``clair3`` (``tf_model``, ``torch_batch``, Clair3's own ``.bin`` reader) add to it;
+``d3`` (per-step training, its own reader) and ``tabular`` (whole runs) are families ported from plain
+PyTorch.
 """

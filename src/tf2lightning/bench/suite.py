@@ -7,6 +7,7 @@ as Lightning and the HDF5 DataModule.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tempfile
@@ -221,25 +222,42 @@ def bench_training(
     return rows
 
 
+def data_views(run: Run) -> dict[str, Run]:
+    """The dataset-level runs whose loading is timed: the run itself, or one per entry of the family's
+    ``bench.DATA_VIEWS`` (``{name: arch keys}``) where what the loaders read depends on the architecture
+    (Clair3: the pileup or the full-alignment tensors), named by the view in the ``arch`` column."""
+    views = getattr(bench_module(run.family), "DATA_VIEWS", None)
+    if not views:
+        return {run.arch_name: run}
+    return {
+        name: dataclasses.replace(run, arch_name=name, arch={**run.arch, **keys})
+        for name, keys in views.items()
+    }
+
+
 def bench_data(
     run: Run, paths: Mapping[str, str | Path], out_tsv: str | Path, settings: Settings
 ) -> list[dict[str, Any]]:
     """The data tasks the family declares: examples/s of loading, the legacy pipeline (tf.data on the
-    records, or the plain loop's own reader) vs the HDF5 DataModule (0 and 2 workers), and MB/s of the
-    data converter. ``paths``: ``legacy_dir``, ``h5``."""
+    records, or the plain loop's own reader) vs the HDF5 DataModule (0 and 2 workers), per data view
+    (:func:`data_views`), and MB/s of the data converter. ``paths``: ``legacy_dir``, ``h5``."""
     out_tsv = Path(out_tsv)
     tasks = declared_tasks(run.family)
+    baseline = LEGACY_READER if plain_torch(run) else "tf.data"
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=out_tsv.parent, prefix=".bench.") as tmp:
         work = Path(tmp)
         side_paths = {**paths, "scratch": work}
         sides = ("torch",) if plain_torch(run) else ("tf", "torch")
-        loading, converting = [], []
         if "loading" in tasks:
-            loading = [run_side(request(run, side, "loading", settings, side_paths), work) for side in sides]
+            for view in data_views(run).values():
+                loading = [
+                    run_side(request(view, side, "loading", settings, side_paths), work) for side in sides
+                ]
+                rows += result_rows(view, loading, settings, baseline=baseline)
         if "convert" in tasks:
             converting = [run_side(request(run, "torch", "convert", settings, side_paths), work)]
-    rows = result_rows(run, loading, settings, baseline=LEGACY_READER if plain_torch(run) else "tf.data")
-    rows += result_rows(run, converting, settings, baseline=None)
+            rows += result_rows(run, converting, settings, baseline=None)
     write_tsv(out_tsv, rows, COLUMNS)
     return rows
 
@@ -261,3 +279,31 @@ def summary_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
             text += f"  MFU {float(row['mfu']):.1%}"
         lines.append(text)
     return lines
+
+
+def _number(value: Any, spec: str, unit: str = "") -> str:
+    return "–" if value in ("", None) else format(float(value), spec) + unit
+
+
+def markdown_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Benchmark rows as a Markdown table (the README's form): rate, ratio to the baseline, error vs TF,
+    peak memory, or the error of a variant that did not run."""
+    lines = [
+        "| combination | task | side | variant | rate (median) | ratio | baseline | max abs error vs TF "
+        "| peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        where = f"{row['family']} {row['dataset']}" + (f"_{row['arch']}" if row["arch"] else "")
+        head = f"| {where} | {row['task']} | {row['side']} | {row['variant']} |"
+        if row["status"] != "ok":
+            lines.append(f"{head} {row['status']} | | | | |")
+            continue
+        rate = float(row["rate"])
+        spec = ",.0f" if rate >= 100 else ".3g"
+        lines.append(
+            f"{head} {format(rate, spec)} {row['unit']}/s | {_number(row['ratio'], '.2f')} | "
+            f"{row['baseline'] or '–'} | {_number(row['max_abs_err_vs_tf'], '.1e')} | "
+            f"{_number(row['peak_rss_mb'], ',.0f', ' MB')} |"
+        )
+    return "\n".join(lines)

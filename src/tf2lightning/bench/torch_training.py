@@ -16,6 +16,7 @@ loops, which do the same math on the same model and data.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -70,18 +71,24 @@ def training_batch(run: Run, arrays: Mapping[str, np.ndarray]) -> Any:
 
 def plain_step(run: Run, model: torch.nn.Module, batch: Any) -> Callable[[], Any]:
     """One plain-loop optimizer step: the family's own (``bench.torch_plain_step``), else zero_grad,
-    ``bench.torch_loss``, backward, the run's gradient-norm clipping (as Lightning applies it) and the
-    LightningModule's optimizer."""
+    the loss (``bench.torch_loss``, else the LightningModule's ``batch_loss(batch)``), backward, the run's
+    gradient-norm clipping (as Lightning applies it) and the LightningModule's optimizer."""
     module = bench_module(run.family)
     if module is not None and hasattr(module, "torch_plain_step"):
         return module.torch_plain_step(run, model, batch)
-    loss_fn = hook(run.family, "torch_loss")
-    optimizer = optimizer_of(family_module(run.family, "lit").make_module(run, model))
+    lit = family_module(run.family, "lit").make_module(run, model)
+    if module is not None and hasattr(module, "torch_loss"):
+        loss_fn = functools.partial(module.torch_loss, run, model)
+    elif hasattr(lit, "batch_loss"):
+        loss_fn = lit.batch_loss
+    else:
+        loss_fn = functools.partial(hook(run.family, "torch_loss"), run, model)  # names what is missing
+    optimizer = optimizer_of(lit)
     clip = run.train.get("gradient_clip")
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(run, model, batch).backward()
+        loss_fn(batch).backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip))
         optimizer.step()

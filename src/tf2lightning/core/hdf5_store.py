@@ -287,6 +287,21 @@ def read_all(path: str | os.PathLike[str], keys: Sequence[str] | None = None) ->
         return {key: np.asarray(_reader(h5[key])[()]) for key in keys}
 
 
+def read_rows(
+    path: str | os.PathLike[str], rows: Sequence[int] | np.ndarray, keys: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Rows ``rows`` (increasing indices) of each dataset, read without loading the rest."""
+    rows = np.asarray(rows, dtype=np.int64)
+    name = os.fspath(path)
+    if len(rows) and (np.any(np.diff(rows) <= 0) or rows[0] < 0):
+        raise ValueError(f"{name}: rows must be increasing non-negative indices")
+    with h5py.File(name, "r") as h5:
+        keys, n = _validate(h5, name, keys)
+        if len(rows) and rows[-1] >= n:
+            raise IndexError(f"{name}: row {rows[-1]} out of range for {n} examples")
+        return {key: np.asarray(_reader(h5[key])[rows]) for key in keys}
+
+
 def iter_batches(
     path: str | os.PathLike[str], batch_size: int, keys: Sequence[str] | None = None
 ) -> Iterator[dict[str, np.ndarray]]:
@@ -322,3 +337,10 @@ def split_indices(path: str | os.PathLike[str], field: str = "split") -> dict[st
         raise FormatError(f"{os.fspath(path)}: no 'splits' attribute listing the split names")
     codes = read_all(path, [field])[field]
     return {name: np.flatnonzero(codes == i) for i, name in enumerate(names)}
+
+
+def first_rows(
+    path: str | os.PathLike[str], split: str, n: int, keys: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """The first ``n`` rows of ``split`` (e.g. one training batch for a benchmark)."""
+    return read_rows(path, split_indices(path)[split][:n], keys)

@@ -1,7 +1,11 @@
-"""Clair3 benchmark factories (see :mod:`tf2lightning.bench`); inference only, TensorFlow imported lazily.
+"""Clair3 benchmark factories (see :mod:`tf2lightning.bench`); each imports its framework lazily.
 
 Clair3's legacy model is a subclassed Keras model restored from its TF checkpoint, which needs the run's
 network sizes, so the TF side loads it through :func:`tf_model` instead of the default ``load_model``.
+Training: ``train_on_batch`` of the model compiled as the legacy training compiles it vs the port's
+loss (``lit``'s ``batch_loss``: focal loss per head) in a plain loop and under Lightning, on the same
+rows of ``data.h5``. Loading, for the pileup and the full-alignment tensors: Clair3's own ``.bin`` reader
+(``legacy.bin_dataset``: shuffled chunks in a ``tf.data`` generator) vs the HDF5 DataModule.
 """
 
 from __future__ import annotations
@@ -9,9 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from tf2lightning.core.hdf5_store import first_rows
+from tf2lightning.families.clair3.platform import tensor_field
 from tf2lightning.run import Run
 
-TASKS = ("inference",)
+TASKS = ("inference", "training", "loading", "convert")
+DATA_VIEWS = {"pileup": {"network": "P"}, "full_alignment": {"network": "F"}}
+"""Loading is timed for each network's tensors (the dataset-level run has no architecture)."""
 
 
 def tf_model(run: Run, model_dir: Path) -> Any:
@@ -19,3 +29,39 @@ def tf_model(run: Run, model_dir: Path) -> Any:
     from tf2lightning.families.clair3.legacy import load_model
 
     return load_model(run, model_dir)
+
+
+def train_batch(run: Run, h5: Path, batch_size: int) -> dict[str, np.ndarray]:
+    """The first ``batch_size`` training sites: ``x`` int8 tensors of the run's network, ``label`` int8
+    ``(B, 90)`` rows."""
+    field = tensor_field(run)
+    rows = first_rows(h5, "train", batch_size, (field, "label"))
+    return {"x": rows[field], "label": rows["label"]}
+
+
+def tf_train_step(run: Run, model: Any, batch: dict[str, np.ndarray]) -> Any:
+    """One ``train_on_batch`` of the legacy model, compiled as ``legacy.train_model`` compiles it."""
+    from tf2lightning.families.clair3.legacy import compile_for_training, head_targets
+
+    compile_for_training(run, model)
+    targets = head_targets(batch["label"])
+    return lambda: model.train_on_batch(batch["x"], targets)
+
+
+def torch_batch(run: Run, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``{"x", "y"}`` as the DataModule yields them (``y``: the class of each head)."""
+    import torch
+
+    from tf2lightning.families.clair3.labels import label_classes
+
+    return {
+        "x": torch.from_numpy(batch["x"]),
+        "y": torch.from_numpy(label_classes(batch["label"], "benchmark batch")),
+    }
+
+
+def tf_dataset(run: Run, legacy_dir: Path, batch_size: int) -> Any:
+    """Clair3's ``.bin`` reader on the training split (shuffled chunks, random start offset)."""
+    from tf2lightning.families.clair3.legacy import bin_dataset
+
+    return bin_dataset(run, legacy_dir, "train", batch_size, run.seed)

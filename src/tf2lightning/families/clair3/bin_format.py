@@ -8,6 +8,7 @@ fixed-width byte strings, all with Blosc ``lz4hc`` filters and 500-row chunks. F
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from tf2lightning.families.clair3.labels import LABEL_WIDTH
 
 ARRAYS = ("position_matrix", "label", "position", "alt_info")
 BIN_CHUNK_ROWS = 500
+CHUNK_SIZE = 200  # Clair3 param.chunk_size: rows that training reads together from a .bin
 
 
 def write_bin(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
@@ -88,3 +90,24 @@ def read_bin(path: str | os.PathLike[str], shape: tuple[int, ...] | None = None)
 def bin_path(legacy_dir: Path, split: str, field: str) -> Path:
     """``<legacy_dir>/<split>.<field>.bin``, e.g. ``train.full_alignment.bin``."""
     return Path(legacy_dir) / f"{split}.{field}.bin"
+
+
+def chunk_batches(
+    n: int, batch_size: int, rng: np.random.Generator, chunk_size: int = CHUNK_SIZE
+) -> list[list[slice]]:
+    """One training pass over ``n`` rows as Clair3's ``Train.py`` reads a ``.bin``: each batch is
+    ``batch_size / chunk`` chunks of ``chunk`` consecutive rows (``chunk`` = ``chunk_size``, the whole
+    batch when it is smaller, else the largest divisor of the batch size that divides ``chunk_size``),
+    the chunks in shuffled order, all shifted by one random start offset below ``chunk``; only full
+    batches."""
+    chunk = batch_size if batch_size < chunk_size else math.gcd(batch_size, chunk_size)
+    n_chunks = max((n - chunk) // chunk, 0)
+    per_batch = batch_size // chunk
+    order, start = rng.permutation(n_chunks), int(rng.integers(0, chunk))
+    return [
+        [
+            slice(start + i * chunk, start + (i + 1) * chunk)
+            for i in order[b * per_batch : (b + 1) * per_batch]
+        ]
+        for b in range(n_chunks // per_batch)
+    ]

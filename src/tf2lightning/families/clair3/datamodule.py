@@ -1,7 +1,8 @@
 """The Clair3 LightningDataModule: shuffled per-site reads of one tensor field and the labels.
 
 Works on ``data.h5`` (with a ``split`` field) and, for evaluation or calling, on a Clair3 ``.bin`` directly
-(:class:`BinSites`: ``position_matrix`` and ``label`` read lazily, one site per access).
+(:class:`BinSites`: ``position_matrix`` and ``label`` read lazily, one site per access). A batch's labels
+are decoded and checked in one call (``__getitems__``, which the DataLoader uses for map-style datasets).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch.utils.data import Dataset, Subset
 
 from tf2lightning.core.datamodule import SplitDataModule
 from tf2lightning.core.hdf5_store import H5Examples, split_indices
+from tf2lightning.errors import FormatError
 from tf2lightning.families.clair3.labels import label_classes
 
 
@@ -30,9 +32,23 @@ class Sites(Dataset):
         return len(self.examples)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        row = self.examples[index]
-        classes = label_classes(row["label"][None], f"{self.where}: site {index}")[0]
-        return {"x": torch.from_numpy(np.asarray(row[self.field])), "y": torch.from_numpy(classes)}
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        """The sites of one batch (the DataLoader fetches a batch with one call): the labels of all of
+        them are decoded and checked at once."""
+        rows = [self.examples[i] for i in indices]
+        labels = np.stack([row["label"] for row in rows])
+        try:
+            classes = torch.from_numpy(label_classes(labels, self.where))
+        except FormatError:
+            for index, label in zip(indices, labels, strict=True):  # the error names the site
+                label_classes(label[None], f"{self.where}: site {index}")
+            raise
+        return [
+            {"x": torch.from_numpy(np.asarray(row[self.field])), "y": y}
+            for row, y in zip(rows, classes, strict=True)
+        ]
 
 
 class BinSites(Sites):

@@ -11,15 +11,17 @@ layer is given its attribute name as Keras name so reference activations can be 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tf2lightning.core.atomic import atomic_path
-from tf2lightning.families.clair3.bin_format import bin_path, read_bin, write_bin
+from tf2lightning.families.clair3.bin_format import bin_path, check_bin, chunk_batches, read_bin, write_bin
 from tf2lightning.families.clair3.labels import HEAD_SIZES, HEADS
 from tf2lightning.families.clair3.platform import TENSOR_FIELD, network_of, platform_of
 from tf2lightning.families.clair3.synthetic import generate_sites
@@ -63,9 +65,38 @@ def load_split(run: Run, data_dir: Path, split: str) -> tuple[np.ndarray, list[n
     """The network's input tensors (int8) and one-hot targets per head (float32) of one split."""
     field = TENSOR_FIELD[network_of(run)]
     arrays = read_bin(bin_path(data_dir, split, field), platform_of(run).input_shape(network_of(run)))
-    labels = arrays["label"].astype(np.float32)
-    bounds = np.cumsum(HEAD_SIZES)[:-1]
-    return arrays["position_matrix"], list(np.split(labels, bounds, axis=1))
+    return arrays["position_matrix"], head_targets(arrays["label"])
+
+
+def head_targets(labels: np.ndarray) -> list[np.ndarray]:
+    """Label rows ``(N, 90)`` -> the one-hot target of each head, float32."""
+    return np.split(labels.astype(np.float32), np.cumsum(HEAD_SIZES)[:-1], axis=1)
+
+
+def bin_dataset(run: Run, data_dir: Path, split: str, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Batches ``(tensors int32, per-head targets)`` of one split, read from its ``.bin`` as Clair3's
+    ``Train.py`` does: shuffled chunks of consecutive rows (:func:`bin_format.chunk_batches`, fresh every
+    pass) in a ``tf.data`` generator with prefetch."""
+    path = bin_path(data_dir, split, TENSOR_FIELD[network_of(run)])
+    shape = platform_of(run).input_shape(network_of(run))
+    with h5py.File(path, "r") as h5:
+        n = check_bin(h5, str(path), shape)
+    rng = np.random.default_rng(seed)
+    if not chunk_batches(n, batch_size, rng):
+        raise ValueError(f"{path}: {n} sites give no full batch of {batch_size}")
+
+    def batches() -> Iterator[tuple[np.ndarray, tuple[np.ndarray, ...]]]:
+        with h5py.File(path, "r") as h5:
+            matrix, label = h5["position_matrix"], h5["label"]
+            for parts in chunk_batches(n, batch_size, rng):
+                x = np.concatenate([matrix[s] for s in parts]).astype(np.int32)
+                yield x, tuple(head_targets(np.concatenate([label[s] for s in parts])))
+
+    signature = (
+        tf.TensorSpec((batch_size, *shape), tf.int32),
+        tuple(tf.TensorSpec((batch_size, size), tf.float32) for size in HEAD_SIZES),
+    )
+    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(tf.data.AUTOTUNE)
 
 
 # -------------------------------------------------------------------------------------------- model
@@ -217,18 +248,23 @@ def build_keras_model(run: Run) -> keras.Model:
 
 
 # ----------------------------------------------------------------------------------------- training
+def compile_for_training(run: Run, model: keras.Model) -> keras.Model:
+    """``model`` compiled as the legacy training runs it: Adam at ``legacy_lr``, cross-entropy per head."""
+    model.compile(
+        jit_compile=False,
+        optimizer=keras.optimizers.Adam(float(run.arch.get("legacy_lr", 1e-3))),
+        loss=["categorical_crossentropy"] * len(HEADS),
+    )
+    return model
+
+
 def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
     """Train briefly with ``fit`` (Adam, categorical cross-entropy per head) and save ``ckpt/`` as a TF
     object checkpoint (``tf.train.Checkpoint(model=..., optimizer=...)``) plus ``history.json``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(run.seed)
-    model = build_keras_model(run)
-    model.compile(
-        jit_compile=False,
-        optimizer=keras.optimizers.Adam(float(run.arch.get("legacy_lr", 1e-3))),
-        loss=["categorical_crossentropy"] * len(HEADS),
-    )
+    model = compile_for_training(run, build_keras_model(run))
     x_train, y_train = load_split(run, data_dir, "train")
     x_val, y_val = load_split(run, data_dir, "val")
     history = model.fit(

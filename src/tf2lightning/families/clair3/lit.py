@@ -64,6 +64,10 @@ class Clair3Module(L.LightningModule):
         losses = [focal_loss(out, batch["y"][:, i], self.hparams.gamma) for i, out in enumerate(logits)]
         return torch.stack(losses).sum(), logits
 
+    def batch_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """The training loss of ``batch`` (nothing logged)."""
+        return self._losses(batch)[0]
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._losses(batch)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)

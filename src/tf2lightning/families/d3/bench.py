@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2lightning.core.hdf5_store import read_all, split_indices
+from tf2lightning.core.hdf5_store import first_rows
 from tf2lightning.run import Run
 
 TASKS = ("training", "loading", "convert")
@@ -25,9 +25,7 @@ TASKS = ("training", "loading", "convert")
 
 def train_batch(run: Run, h5: Path, batch_size: int) -> dict[str, np.ndarray]:
     """The first ``batch_size`` training rows: ``seq`` uint8 ``(B, L)``, ``activity`` float32 ``(B, n)``."""
-    rows = split_indices(h5)["train"][:batch_size]
-    data = read_all(h5, ("seq", "activity"))
-    return {"seq": data["seq"][rows], "activity": data["activity"][rows]}
+    return first_rows(h5, "train", batch_size, ("seq", "activity"))
 
 
 def torch_plain_step(run: Run, model: Any, batch: dict[str, Any]) -> Callable[[], float]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2lightning.core.hdf5_store import read_all, split_indices
+from tf2lightning.core.hdf5_store import first_rows
 from tf2lightning.run import Run
 
 TASKS = ("inference", "training", "loading", "convert")
@@ -18,9 +18,8 @@ TASKS = ("inference", "training", "loading", "convert")
 
 def train_batch(run: Run, h5: Path, batch_size: int) -> dict[str, np.ndarray]:
     """The first ``batch_size`` training rows: ``tokens`` int32 ``(B, max_len)``, ``label`` int64 ``(B,)``."""
-    rows = split_indices(h5)["train"][:batch_size]
-    data = read_all(h5, ("tokens", "label"))
-    return {"tokens": data["tokens"][rows].astype(np.int32), "label": data["label"][rows]}
+    data = first_rows(h5, "train", batch_size, ("tokens", "label"))
+    return {"tokens": data["tokens"].astype(np.int32), "label": data["label"]}
 
 
 def tf_train_step(run: Run, model: Any, batch: dict[str, np.ndarray]) -> Any:

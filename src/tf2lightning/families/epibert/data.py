@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from tf2lightning.families.epibert.datamodule import EpiBERTDataModule
 
 SPLITS = ("train", "val", "test")
+EXAMPLE_KEYS = ("sequence", "atac", "peaks_center", "motif_activity")
+"""The stored fields an example's augmentation reads (and ``rna`` when fine-tuning)."""
 CODE_OF_ASCII = np.full(256, 4, dtype=np.uint8)
 for _code, _base in enumerate(b"ACGT"):
     CODE_OF_ASCII[_base] = CODE_OF_ASCII[_base + 32] = _code

@@ -20,10 +20,9 @@ from tf2lightning.core.datamodule import SplitDataModule
 from tf2lightning.core.hdf5_store import H5Examples, split_indices
 from tf2lightning.errors import FormatError
 from tf2lightning.families.epibert.augment import augment
+from tf2lightning.families.epibert.data import EXAMPLE_KEYS
 from tf2lightning.families.epibert.draws import draw
 from tf2lightning.families.epibert.geometry import Geometry
-
-KEYS = ("sequence", "atac", "peaks_center", "motif_activity")
 
 
 class AugmentedExamples(Dataset):
@@ -41,7 +40,7 @@ class AugmentedExamples(Dataset):
     ) -> None:
         if rna:
             require_rna(h5)
-        self.examples = H5Examples(h5, (*KEYS, "rna") if rna else KEYS)
+        self.examples = H5Examples(h5, (*EXAMPLE_KEYS, "rna") if rna else EXAMPLE_KEYS)
         self.indices = np.asarray(indices)
         self.geo, self.rate, self.fixed_seed = geo, rate, fixed_seed
         self._rng: np.random.Generator | None = None

@@ -312,6 +312,15 @@ def make_train_step(
     return step
 
 
+def run_train_step(run: Run, model: keras.Model) -> tuple[Any, keras.optimizers.Optimizer]:
+    """The run's train step on ``model`` (Adam at ``legacy_lr``, clipnorm 1, the run's loss) and its
+    optimizer."""
+    optimizer = keras.optimizers.Adam(float(run.arch["legacy_lr"]), clipnorm=1.0)
+    atac_scale = float(run.arch.get("atac_scale", 0.1)) if is_finetune(run.arch) else None
+    total_weight = float(run.train.get("total_weight", 0.15))
+    return make_train_step(model, optimizer, total_weight, atac_scale), optimizer
+
+
 def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
     """Train briefly with the source's train step; write ``model.h5``, ``ckpt/`` and ``history.json``."""
     out_dir = Path(out_dir)
@@ -319,13 +328,11 @@ def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
     keras.utils.set_random_seed(run.seed)
     geo, arch = geometry(run), run.arch
     model = build_keras_model(run)
-    optimizer = keras.optimizers.Adam(float(arch["legacy_lr"]), clipnorm=1.0)
     finetune = is_finetune(arch)
     records = tfdata.record_path(data_dir, "train", run.dataset_name)
     if finetune and not has_rna(records):
         raise FormatError(f"{records}: record 0 has no 'rna' feature, which fine-tuning needs")
-    atac_scale = float(arch.get("atac_scale", 0.1)) if finetune else None
-    step = make_train_step(model, optimizer, float(run.train.get("total_weight", 0.15)), atac_scale)
+    step, optimizer = run_train_step(run, model)
     rate = float(run.dataset["atac_mask_dropout"])
     losses = []
     for epoch in range(int(arch["legacy_epochs"])):

@@ -3,7 +3,8 @@
 TensorFlow only. ``augment`` is the TF twin of :func:`tf2lightning.families.epibert.augment.augment`
 (same steps, same draws); ``make_dataset`` feeds it with draws from a ``tf.random.Generator``.
 Dtypes come from the serialized tensors: ``atac``, ``motif_activity`` and ``rna`` (the fine-tuning target,
-present in fine-tuning records) are float16, peaks int32.
+present in fine-tuning records) are float16, peaks int32. ``parse`` turns the sequence into codes
+A,C,G,T,N -> 0..4, so ``augment`` takes a parsed record or a row of ``data.h5`` alike.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ def record_path(data_dir: Path, split: str, cell_type: str) -> Path:
 
 
 def parse(record: tf.Tensor, geo: Geometry, rna: bool = False) -> dict[str, tf.Tensor]:
-    """One serialized ``tf.train.Example`` -> raw tensors with their stored dtypes, shapes checked;
-    ``rna`` also parses the expression profile."""
+    """One serialized ``tf.train.Example`` -> tensors with their stored dtypes (the sequence as int32
+    codes), shapes checked; ``rna`` also parses the expression profile."""
     features = {**FEATURES, "rna": tf.io.FixedLenFeature([], tf.string)} if rna else FEATURES
     data = tf.io.parse_single_example(record, features)
     parsed = {
-        "sequence": data["sequence"],
+        "sequence": tf.ensure_shape(
+            tf.gather(tf.constant(_CODES), tf.cast(tf.io.decode_raw(data["sequence"], tf.uint8), tf.int32)),
+            [geo.stored_length],
+        ),
         "atac": tf.ensure_shape(tf.io.parse_tensor(data["atac"], tf.float16), [geo.atac_length, 1]),
         "peaks": tf.ensure_shape(tf.io.parse_tensor(data["peaks"], tf.int32), [geo.n_tokens]),
         "peaks_center": tf.ensure_shape(tf.io.parse_tensor(data["peaks_center"], tf.int32), [geo.n_tokens]),
@@ -52,10 +56,10 @@ def parse(record: tf.Tensor, geo: Geometry, rna: bool = False) -> dict[str, tf.T
 
 
 def rna_target(rna: tf.Tensor, geo: Geometry) -> tf.Tensor:
-    """Expression counts ``(n_tokens, 1)`` -> the source's target: clip, sqrt, Gaussian smoothing, crop."""
-    x = tf.sqrt(tf.clip_by_value(tf.cast(rna, tf.float32), 0.0, RNA_CLIP))
+    """Expression counts ``(n_tokens[, 1])`` -> the source's target: clip, sqrt, Gaussian smoothing, crop."""
+    x = tf.sqrt(tf.clip_by_value(tf.reshape(tf.cast(rna, tf.float32), [1, -1, 1]), 0.0, RNA_CLIP))
     kernel = tf.constant(rna_kernel()[:, None, None])
-    x = tf.nn.conv1d(x[None], kernel, stride=1, padding="SAME")[0, :, 0]
+    x = tf.nn.conv1d(x, kernel, stride=1, padding="SAME")[0, :, 0]
     return x[geo.crop : geo.n_tokens - geo.crop]
 
 
@@ -83,10 +87,10 @@ def _mask(
 def augment(
     parsed: dict[str, tf.Tensor], draws: dict[str, Any], geo: Geometry, rate: float
 ) -> dict[str, tf.Tensor]:
-    """Parsed example + draws -> ``sequence`` int32 codes, ``atac``, ``mask``, ``target``, ``motif``
-    (and ``rna``, the expression target, when the example has it)."""
-    raw = tf.io.decode_raw(tf.strings.substr(parsed["sequence"], draws["shift"], geo.input_length), tf.uint8)
-    codes = tf.gather(tf.constant(_CODES), tf.cast(raw, tf.int32))
+    """Parsed example (or ``data.h5`` row) + draws -> ``sequence`` int32 codes, ``atac``, ``mask``,
+    ``target``, ``motif`` (and ``rna``, the expression target, when the example has it)."""
+    shift = tf.cast(draws["shift"], tf.int32)
+    codes = tf.cast(parsed["sequence"][shift : shift + geo.input_length], tf.int32)
     atac = tf.reshape(tf.cast(parsed["atac"], tf.float32), [-1]) + tf.cast(draws["noise"], tf.float32)
     target = _soft_clip(tf.reduce_sum(tf.reshape(atac, [geo.n_tokens, geo.tiling]), axis=1), 2000.0)
     target = target[geo.crop : geo.n_tokens - geo.crop]

@@ -12,10 +12,7 @@ published size).
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
-import time
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -105,25 +102,3 @@ def training_throughput(
         if accelerator == "gpu"
         else None,
     }
-
-
-def loading_throughput(run: Run, h5: Path, batch_size: int, workers: int, examples: int) -> float:
-    """Examples/s of the HDF5 DataModule's training loader (per-example reads + augmentation)."""
-    from tf2lightning.families.epibert.data import make_datamodule
-
-    train = {**run.train, "batch_size": batch_size, "num_workers": workers}
-    datamodule = make_datamodule(dataclasses.replace(run, train=train), Path(h5))
-    datamodule.setup()
-    loader = datamodule.train_dataloader()
-
-    def batches() -> Any:
-        while True:
-            yield from loader
-
-    stream = batches()
-    next(stream)
-    start, n = time.perf_counter(), 0
-    while n < examples:
-        next(stream)
-        n += batch_size
-    return n / (time.perf_counter() - start)

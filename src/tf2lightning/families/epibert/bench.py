@@ -1,0 +1,93 @@
+"""EpiBERT benchmark factories (see :mod:`tf2lightning.bench`); each imports its framework lazily.
+
+Training: both sides start from one batch of stored rows and one set of augmentation draws
+(:mod:`~tf2lightning.families.epibert.draws`), which each side augments with its own pipeline
+(``tfdata.augment`` / ``augment.augment``), so both train on the same examples. The TF side times the
+source's ``tf.function`` train step (``legacy.run_train_step``), the torch side the port's loss
+(``lit``'s ``batch_loss``) in a plain loop and under Lightning. Loading: the source's ``tf.data`` pipeline
+on the ZLIB TFRecords (parse + augmentation) vs the HDF5 DataModule (reads + the same augmentation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tf2lightning.core.hdf5_store import first_rows
+from tf2lightning.families.epibert.data import EXAMPLE_KEYS
+from tf2lightning.families.epibert.draws import draw, stack
+from tf2lightning.families.epibert.geometry import geometry
+from tf2lightning.families.epibert.modes import is_finetune
+from tf2lightning.run import Run
+
+TASKS = ("inference", "training", "loading", "convert")
+DRAW = "draw_"
+
+
+def train_batch(run: Run, h5: Path, batch_size: int) -> dict[str, np.ndarray]:
+    """The first ``batch_size`` training rows as stored (``rna`` too when fine-tuning) and one set of
+    draws per row (``draw_<name>``) from ``default_rng(run.seed)``."""
+    keys = (*EXAMPLE_KEYS, "rna") if is_finetune(run.arch) else EXAMPLE_KEYS
+    rows = first_rows(h5, "train", batch_size, keys)
+    rng, geo = np.random.default_rng(run.seed), geometry(run)
+    draws = stack([draw(rng, geo) for _ in range(len(rows["sequence"]))])
+    return {**rows, **{DRAW + k: v for k, v in draws.items()}}
+
+
+def examples(batch: dict[str, np.ndarray]) -> Iterator[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+    """``(stored row, draws)`` of each example of a :func:`train_batch`."""
+    stored = {k: v for k, v in batch.items() if not k.startswith(DRAW)}
+    draws = {k.removeprefix(DRAW): v for k, v in batch.items() if k.startswith(DRAW)}
+    for i in range(len(batch["sequence"])):
+        yield {k: v[i] for k, v in stored.items()}, {k: v[i] for k, v in draws.items()}
+
+
+def rate_of(run: Run) -> float:
+    return float(run.dataset["atac_mask_dropout"])
+
+
+def tf_train_step(run: Run, model: Any, batch: dict[str, np.ndarray]) -> Any:
+    """One step of the source's train step on the batch, augmented by the TF pipeline."""
+    import tensorflow as tf
+
+    from tf2lightning.families.epibert import legacy, tfdata
+
+    geo, rate = geometry(run), rate_of(run)
+    augmented = [
+        tfdata.augment({k: tf.constant(v) for k, v in row.items()}, draws, geo, rate)
+        for row, draws in examples(batch)
+    ]
+    stacked = {k: tf.stack([a[k] for a in augmented]) for k in augmented[0]}
+    inputs = tfdata.model_inputs(stacked)
+    targets = [stacked[k] for k in ("target", "mask", "rna") if k in stacked]
+    step, _ = legacy.run_train_step(run, model)
+    return lambda: float(step(inputs, *targets))
+
+
+def torch_batch(run: Run, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The batch, augmented by the torch pipeline and collated as the DataModule does."""
+    from torch.utils.data import default_collate
+
+    from tf2lightning.families.epibert.augment import augment
+
+    geo, rate = geometry(run), rate_of(run)
+    return default_collate([augment(row, draws, geo, rate) for row, draws in examples(batch)])
+
+
+def tf_dataset(run: Run, legacy_dir: Path, batch_size: int) -> Any:
+    """The source's input pipeline on the training TFRecords, with fresh draws per example."""
+    from tf2lightning.families.epibert import tfdata
+
+    return tfdata.make_dataset(
+        legacy_dir,
+        "train",
+        run.dataset_name,
+        geometry(run),
+        rate_of(run),
+        batch_size,
+        run.seed,
+        rna=is_finetune(run.arch),
+    )
