@@ -397,3 +397,27 @@ def test_bench_table_prints_rates_ratios_and_failures(tmp_path, capsys):
     assert lines[2] == ["keras train step", "2,000 examples/s", "1.00", "keras train step", "–", "– |"]
     assert lines[3] == ["lightning", "4,000 examples/s", "2.00", "keras train step", "–", "480 MB |"]
     assert out[4] == "| dga d_a | training | torch | x | boom | | | | |"
+
+
+def test_a_combination_page_shows_the_loading_of_its_own_data_view(tmp_path):
+    from tf2lightning.bench.report import combination_rows
+    from tf2lightning.bench.suite import COLUMNS
+    from tf2lightning.core.tsv import write_tsv
+
+    def row(task, arch, variant):
+        return {**dict.fromkeys(COLUMNS, ""), "task": task, "arch": arch, "variant": variant, "status": "ok"}
+
+    write_tsv(tmp_path / "training.tsv", [row("training", "P", "lightning")], COLUMNS)
+    views = ("pileup", "full_alignment")
+    data = [row("loading", view, "tf.data") for view in views] + [row("convert", "", "convert")]
+    write_tsv(tmp_path / "data.tsv", data, COLUMNS)
+    tables = [tmp_path / "training.tsv", tmp_path / "data.tsv"]
+    rows = combination_rows(Run("clair3", "hifi", "P", arch={"network": "P"}), tables)
+    assert [(r["task"], r["arch"]) for r in rows] == [
+        ("training", "P"),
+        ("loading", "pileup"),
+        ("convert", ""),
+    ]
+    rows = combination_rows(Run("clair3", "hifi", "F", arch={"network": "F"}), tables)
+    assert [r["arch"] for r in rows if r["task"] == "loading"] == ["full_alignment"]
+    assert len(combination_rows(Run("dga", "d", "a"), tables)) == 4  # no views: every row

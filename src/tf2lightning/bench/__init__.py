@@ -58,6 +58,7 @@ factory                                                 side  used by
 ``legacy_batches(run, legacy_dir, batch_size)``         torch loading: the plain loop's own reader
 ``DATA_VIEWS``: ``{name: arch keys}``                   none  loading, once per view, where the loaders
                                                               depend on the architecture
+``data_view(run) -> name``                              none  the report: a combination's view
 ======================================================  ====  =============================================
 
 ``convert`` uses ``data.convert`` and torch-side ``loading`` uses ``data.make_datamodule`` with

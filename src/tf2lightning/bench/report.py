@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from tf2lightning.bench.family_hooks import bench_module
 from tf2lightning.bench.suite import FLOP_COLUMNS
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.core.tsv import read_tsv
@@ -96,6 +97,17 @@ def bench_columns(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     return tuple(c for c in BENCH_COLUMNS if c not in OPTIONAL_COLUMNS or any(r.get(c) for r in rows))
 
 
+def combination_rows(run: Run, tables: Sequence[str | Path]) -> list[dict[str, str]]:
+    """The benchmark rows of one combination; where the family's loading has data views
+    (``bench.data_view(run)``), only the loading rows of this combination's view."""
+    rows = [row for table in tables for row in read_tsv(table)]
+    module = bench_module(run.family)
+    if module is None or not hasattr(module, "data_view"):
+        return rows
+    view = module.data_view(run)
+    return [row for row in rows if row["task"] != "loading" or row["arch"] == view]
+
+
 def legacy_label(run: Run) -> str:
     """What the family was migrated from: ``TensorFlow`` or ``plain PyTorch``."""
     return "TensorFlow" if family_spec(run.family).legacy_framework == "tensorflow" else "plain PyTorch"
@@ -119,7 +131,7 @@ def summary_html(
     parity_rows = read_tsv(parity_tsv)
     outputs = [r for r in parity_rows if r["kind"] == "output"]
     worst = max(parity_rows, key=lambda r: float(r["max_abs_err"]))
-    bench_rows = [row for path in bench_tsvs for row in read_tsv(path)]
+    bench_rows = combination_rows(run, bench_tsvs)
     info = json.loads(Path(machine_json).read_text())
     parts = [
         f"<html><head><meta charset='utf-8'>{STYLE}</head><body>",
@@ -181,6 +193,5 @@ def combination_report(run: Run, inputs: Mapping[str, Any], outputs: Mapping[str
     plots.parity_scatter(points, outputs["parity"], f"{run.name}: {legacy} vs the port", legacy)
     legacy_history = Path(inputs["legacy_model"]) / "history.json"
     plots.training_curves(inputs["history"], legacy_history, outputs["training"], f"{run.name}: training")
-    rows = [row for table in bench for row in read_tsv(table)]
-    plots.throughput_bars(rows, outputs["throughput"], f"{run.name}: throughput")
+    plots.throughput_bars(combination_rows(run, bench), outputs["throughput"], f"{run.name}: throughput")
     summary_html(run, inputs["parity"], inputs["eval"], bench, inputs["machine"], outputs["summary"])

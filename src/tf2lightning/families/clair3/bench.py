@@ -24,6 +24,11 @@ DATA_VIEWS = {"pileup": {"network": "P"}, "full_alignment": {"network": "F"}}
 """Loading is timed for each network's tensors (the dataset-level run has no architecture)."""
 
 
+def data_view(run: Run) -> str:
+    """The data view a combination's report shows: its network's tensors."""
+    return tensor_field(run)
+
+
 def tf_model(run: Run, model_dir: Path) -> Any:
     """The legacy ``Clair3_P``/``Clair3_F`` restored from ``model_dir/ckpt``."""
     from tf2lightning.families.clair3.legacy import load_model
