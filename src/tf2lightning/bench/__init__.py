@@ -43,10 +43,9 @@ factory                                                 side  used by
 ``DEVICE``: ``"cpu"`` to keep every child off the GPU   none  all tasks (default ``"auto"``)
 ``train_batch(run, h5, batch_size) -> {name: array}``   none  training: the batch both sides train on
 ``tf_train_step(run, keras_model, batch) -> () -> Any``  TF    training: one optimizer step
-``torch_loss(run, model, batch) -> Tensor``             torch training: the plain loop's loss (default:
-                                                              the LightningModule's ``batch_loss(batch)``)
 ``torch_plain_step(run, model, batch) -> () -> Any``    torch training: the family's own plain-loop step
-                                                              (instead of ``torch_loss``)
+                                                              (default: the LightningModule's
+                                                              ``batch_loss(batch)`` and optimizer)
 ``torch_fit(run, paths, out_dir, lightning=) -> int``   torch training over whole runs (instead of one
                                                               batch): one run of either loop, examples
                                                               trained

@@ -4,8 +4,8 @@ Two forms, by what the family's ``bench`` module declares:
 
 * per step (the default): one fixed batch (``bench.train_batch``) on the device, the model starting from
   the converted weights. The plain loop is the family's own step (``bench.torch_plain_step``, for families
-  ported from plain PyTorch) or, for TF families, ``bench.torch_loss`` with the LightningModule's
-  optimizer; Lightning is ``Trainer.fit`` on the same batch, timed step by step by a callback.
+  ported from plain PyTorch) or, for TF families, the LightningModule's ``batch_loss`` and optimizer
+  outside a Trainer; Lightning is ``Trainer.fit`` on the same batch, timed step by step by a callback.
 * whole runs (``bench.torch_fit``): the family's own plain loop and its Lightning loop each train over the
   data from the start, validation and checkpointing included; items = examples trained.
 
@@ -16,7 +16,6 @@ loops, which do the same math on the same model and data.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tf2lightning.bench.family_hooks import bench_module, hook
+from tf2lightning.bench.family_hooks import bench_module
 from tf2lightning.bench.flops import count_flops
 from tf2lightning.bench.mfu import flops_per_item, with_flops
 from tf2lightning.bench.protocol import Variants
@@ -70,25 +69,24 @@ def training_batch(run: Run, arrays: Mapping[str, np.ndarray]) -> Any:
 
 
 def plain_step(run: Run, model: torch.nn.Module, batch: Any) -> Callable[[], Any]:
-    """One plain-loop optimizer step: the family's own (``bench.torch_plain_step``), else zero_grad,
-    the loss (``bench.torch_loss``, else the LightningModule's ``batch_loss(batch)``), backward, the run's
-    gradient-norm clipping (as Lightning applies it) and the LightningModule's optimizer."""
+    """One plain-loop optimizer step: the family's own (``bench.torch_plain_step``), else zero_grad, the
+    LightningModule's ``batch_loss(batch)``, backward, the run's gradient-norm clipping (as Lightning
+    applies it) and the LightningModule's optimizer."""
     module = bench_module(run.family)
     if module is not None and hasattr(module, "torch_plain_step"):
         return module.torch_plain_step(run, model, batch)
     lit = family_module(run.family, "lit").make_module(run, model)
-    if module is not None and hasattr(module, "torch_loss"):
-        loss_fn = functools.partial(module.torch_loss, run, model)
-    elif hasattr(lit, "batch_loss"):
-        loss_fn = lit.batch_loss
-    else:
-        loss_fn = functools.partial(hook(run.family, "torch_loss"), run, model)  # names what is missing
+    if not hasattr(lit, "batch_loss"):
+        raise NotImplementedError(
+            f"family {run.family!r}: {type(lit).__name__} has no batch_loss(batch), which the plain loop "
+            "of the training benchmark calls (see tf2lightning.bench)"
+        )
     optimizer = optimizer_of(lit)
     clip = run.train.get("gradient_clip")
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(batch).backward()
+        lit.batch_loss(batch).backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip))
         optimizer.step()

@@ -38,10 +38,3 @@ def tf_dataset(run: Run, legacy_dir: Path, batch_size: int) -> Any:
     from tf2lightning.families.dga.legacy import make_dataset
 
     return make_dataset(legacy_dir, "train", batch_size, shuffle=True, seed=run.seed)
-
-
-def torch_loss(run: Run, model: Any, batch: dict[str, Any]) -> Any:
-    """Cross-entropy of the port's logits, as ``lit.DomainClassifier.training_step`` computes it."""
-    import torch.nn.functional as F
-
-    return F.cross_entropy(model(batch["tokens"].long()), batch["label"])

@@ -24,8 +24,12 @@ class DomainClassifier(L.LightningModule):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model(tokens.long())
 
+    def batch_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss of ``batch`` (nothing logged)."""
+        return F.cross_entropy(self(batch["tokens"]), batch["label"])
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = F.cross_entropy(self(batch["tokens"]), batch["label"])
+        loss = self.batch_loss(batch)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
