@@ -15,7 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from tf2lightning.bench.suite import Settings, bench_data, bench_training, summary_lines
+from tf2lightning.bench.suite import Settings, bench_data, bench_training, markdown_table
 from tf2lightning.families.d3 import data, legacy
 from tf2lightning.families.d3.datasets import KINDS
 from tf2lightning.run import Run
@@ -60,7 +60,7 @@ def main() -> None:
             run, {"legacy_dir": root / "legacy_data", "h5": root / "data.h5"}, root / "data.tsv", settings
         )
     print(f"{run.name}: dim {args.dim}, {args.blocks} blocks, batch {args.batch}, {args.threads} thread(s)")
-    print("\n".join(summary_lines(rows)))
+    print(markdown_table(rows))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from tf2lightning.bench.suite import Settings, bench_training, summary_lines
+from tf2lightning.bench.suite import Settings, bench_training, markdown_table
 from tf2lightning.config import validate_families
 from tf2lightning.families.tabular import data, legacy, teacher
 from tf2lightning.run import Run
@@ -67,7 +67,7 @@ def main() -> None:
         }
         rows = bench_training(run, paths, root / "training.tsv", Settings.for_run(run, repeats=args.repeats))
     print(f"{run.name}: batch {args.batch_size}, {args.threads} thread(s)")
-    print("\n".join(summary_lines(rows)))
+    print(markdown_table(rows))
 
 
 if __name__ == "__main__":

@@ -399,6 +399,19 @@ def test_bench_table_prints_rates_ratios_and_failures(tmp_path, capsys):
     assert out[4] == "| dga d_a | training | torch | x | boom | | | | |"
 
 
+def test_bench_table_shows_tflops_and_mfu_only_where_a_row_has_them():
+    from tf2lightning.bench.suite import markdown_table
+
+    extra = {"flops_per_item": 1e9, "achieved_tflops": 0.5, "mfu": 0.25}
+    torch = SideResult("torch", "training", timings={"lightning": Timing((0.25,), 1000, extra=extra)})
+    lines = markdown_table(result_rows(Run("dga", "d", "a"), [torch], Settings(), None)).splitlines()
+    assert lines[0].endswith("| peak RSS | TFLOP/s | MFU |") and lines[1] == "|---" * 11 + "|"
+    assert lines[2].endswith("| – | 0.5 | 25.0% |")
+    torch.timings["lightning"] = Timing((0.25,), 1000, extra={**extra, "mfu": None})
+    lines = markdown_table(result_rows(Run("dga", "d", "a"), [torch], Settings(), None)).splitlines()
+    assert lines[0].endswith("| peak RSS | TFLOP/s |") and lines[2].endswith("| – | 0.5 |")
+
+
 def test_a_combination_page_shows_the_loading_of_its_own_data_view(tmp_path):
     from tf2lightning.bench.report import combination_rows
     from tf2lightning.bench.suite import COLUMNS

@@ -16,6 +16,11 @@ def bench_module(family: str) -> Any | None:
     return family_module(family, "bench") if importlib.util.find_spec(name) else None
 
 
+def plain_torch(family: str) -> bool:
+    """Whether the family was ported from plain PyTorch: no TF side, its plain loop is the baseline."""
+    return family_spec(family).legacy_framework == "torch"
+
+
 def declared_tasks(family: str) -> tuple[str, ...]:
     """The tasks the family can benchmark: its ``bench.TASKS``, with ``inference`` always for TF families.
 
@@ -25,7 +30,7 @@ def declared_tasks(family: str) -> tuple[str, ...]:
     """
     module = bench_module(family)
     extra = tuple(getattr(module, "TASKS", ())) if module else ()
-    base = ("inference",) if family_spec(family).legacy_framework == "tensorflow" else ()
+    base = () if plain_torch(family) else ("inference",)
     return (*base, *(t for t in extra if t not in base))
 
 

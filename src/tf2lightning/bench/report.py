@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from tf2lightning.bench.family_hooks import bench_module
+from tf2lightning.bench.family_hooks import bench_module, plain_torch
 from tf2lightning.bench.suite import FLOP_COLUMNS
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.core.tsv import read_tsv
-from tf2lightning.families import family_spec
 from tf2lightning.run import Run
 
 STYLE = """<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin:.5em 0 1.5em}
@@ -110,7 +109,7 @@ def combination_rows(run: Run, tables: Sequence[str | Path]) -> list[dict[str, s
 
 def legacy_label(run: Run) -> str:
     """What the family was migrated from: ``TensorFlow`` or ``plain PyTorch``."""
-    return "TensorFlow" if family_spec(run.family).legacy_framework == "tensorflow" else "plain PyTorch"
+    return "plain PyTorch" if plain_torch(run.family) else "TensorFlow"
 
 
 def machine_line(info: Mapping[str, Any]) -> str:

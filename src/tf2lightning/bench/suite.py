@@ -11,18 +11,17 @@ import dataclasses
 import logging
 import math
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tf2lightning.bench.family_hooks import bench_module, declared_tasks, hook
+from tf2lightning.bench.family_hooks import bench_module, declared_tasks, hook, plain_torch
 from tf2lightning.bench.protocol import LEGACY_READER, SideResult, run_side
 from tf2lightning.core.reference_file import read_reference
 from tf2lightning.core.tsv import write_tsv
-from tf2lightning.families import family_spec
 from tf2lightning.run import Run, run_to_dict
 
 log = logging.getLogger(__name__)
@@ -190,11 +189,6 @@ def bench_inference(
     return rows
 
 
-def plain_torch(run: Run) -> bool:
-    """Whether the family was ported from plain PyTorch: no TF side, the plain loop is the baseline."""
-    return family_spec(run.family).legacy_framework == "torch"
-
-
 def bench_training(
     run: Run, paths: Mapping[str, str | Path], out_tsv: str | Path, settings: Settings
 ) -> list[dict[str, Any]]:
@@ -213,10 +207,10 @@ def bench_training(
             arrays = hook(run.family, "train_batch")(run, Path(paths["h5"]), settings.batch_size)
             np.savez(work / "batch.npz", **arrays)
             side_paths["batch"] = work / "batch.npz"
-        sides = ("torch",) if plain_torch(run) else ("tf", "torch")
+        sides = ("torch",) if plain_torch(run.family) else ("tf", "torch")
         results = [run_side(request(run, side, "training", settings, side_paths), work) for side in sides]
     rows = result_rows(
-        run, results, settings, baseline="plain loop" if plain_torch(run) else "keras train step"
+        run, results, settings, baseline="plain loop" if plain_torch(run.family) else "keras train step"
     )
     write_tsv(out_tsv, rows, COLUMNS)
     return rows
@@ -243,12 +237,12 @@ def bench_data(
     (:func:`data_views`), and MB/s of the data converter. ``paths``: ``legacy_dir``, ``h5``."""
     out_tsv = Path(out_tsv)
     tasks = declared_tasks(run.family)
-    baseline = LEGACY_READER if plain_torch(run) else "tf.data"
+    baseline = LEGACY_READER if plain_torch(run.family) else "tf.data"
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=out_tsv.parent, prefix=".bench.") as tmp:
         work = Path(tmp)
         side_paths = {**paths, "scratch": work}
-        sides = ("torch",) if plain_torch(run) else ("tf", "torch")
+        sides = ("torch",) if plain_torch(run.family) else ("tf", "torch")
         if "loading" in tasks:
             for view in data_views(run).values():
                 loading = [
@@ -262,48 +256,43 @@ def bench_data(
     return rows
 
 
-def summary_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """One line per benchmark row (rate, ratio, TFLOP/s and MFU where known, or the error), for scripts."""
-    lines = []
-    for row in rows:
-        label = f"{row['task']:<9} {row['side']:<5} {row['variant']:<24}"
-        if row["status"] != "ok":
-            lines.append(f"{label} {row['status']}")
-            continue
-        text = f"{label} {float(row['rate']):>12,.1f} {row['unit']}/s"
-        if row["ratio"] != "":
-            text += f"  {float(row['ratio']):5.2f}x {row['baseline']}"
-        if row["achieved_tflops"] != "":
-            text += f"  {float(row['achieved_tflops']):.3g} TFLOP/s"
-        if row["mfu"] != "":
-            text += f"  MFU {float(row['mfu']):.1%}"
-        lines.append(text)
-    return lines
-
-
 def _number(value: Any, spec: str, unit: str = "") -> str:
     return "–" if value in ("", None) else format(float(value), spec) + unit
 
 
+def _rate(row: Mapping[str, Any]) -> str:
+    rate = float(row["rate"])
+    return f"{format(rate, ',.0f' if rate >= 100 else '.3g')} {row['unit']}/s"
+
+
+MARKDOWN_CELLS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "rate (median)": _rate,
+    "ratio": lambda r: _number(r["ratio"], ".2f"),
+    "baseline": lambda r: r["baseline"] or "–",
+    "max abs error vs TF": lambda r: _number(r["max_abs_err_vs_tf"], ".1e"),
+    "peak RSS": lambda r: _number(r["peak_rss_mb"], ",.0f", " MB"),
+    "TFLOP/s": lambda r: _number(r.get("achieved_tflops"), ".3g"),
+    "MFU": lambda r: _number(r.get("mfu"), ".1%"),
+}
+"""The cells of a timed row after its combination, task, side and variant; TFLOP/s and MFU only in
+tables where some row has them."""
+
+
 def markdown_table(rows: Iterable[Mapping[str, Any]]) -> str:
-    """Benchmark rows as a Markdown table (the README's form): rate, ratio to the baseline, error vs TF,
-    peak memory, or the error of a variant that did not run."""
-    lines = [
-        "| combination | task | side | variant | rate (median) | ratio | baseline | max abs error vs TF "
-        "| peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    """Benchmark rows as a Markdown table (the README's form, and what the benchmark scripts print); a
+    variant that did not run shows its error instead of a rate."""
+    rows = list(rows)
+    cells = dict(MARKDOWN_CELLS)
+    for title, column in (("TFLOP/s", "achieved_tflops"), ("MFU", "mfu")):
+        if all(r.get(column) in ("", None) for r in rows):
+            del cells[title]
+    titles = ["combination", "task", "side", "variant", *cells]
+    lines = ["| " + " | ".join(titles) + " |", "|---" * len(titles) + "|"]
     for row in rows:
         where = f"{row['family']} {row['dataset']}" + (f"_{row['arch']}" if row["arch"] else "")
         head = f"| {where} | {row['task']} | {row['side']} | {row['variant']} |"
         if row["status"] != "ok":
-            lines.append(f"{head} {row['status']} | | | | |")
+            lines.append(f"{head} {row['status']} |" + " |" * (len(cells) - 1))
             continue
-        rate = float(row["rate"])
-        spec = ",.0f" if rate >= 100 else ".3g"
-        lines.append(
-            f"{head} {format(rate, spec)} {row['unit']}/s | {_number(row['ratio'], '.2f')} | "
-            f"{row['baseline'] or '–'} | {_number(row['max_abs_err_vs_tf'], '.1e')} | "
-            f"{_number(row['peak_rss_mb'], ',.0f', ' MB')} |"
-        )
+        lines.append(head + "".join(f" {cell(row)} |" for cell in cells.values()))
     return "\n".join(lines)

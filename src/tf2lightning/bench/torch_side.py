@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from tf2lightning.bench.family_hooks import bench_module
+from tf2lightning.bench.family_hooks import bench_module, plain_torch
 from tf2lightning.bench.mfu import flops_per_item, with_flops
 from tf2lightning.bench.protocol import LEGACY_READER, Variants
 from tf2lightning.bench.timing import Timing, measure
 from tf2lightning.bench.torch_env import configure_threads, load_npz, pick_device, sync_for
 from tf2lightning.bench.torch_training import training
-from tf2lightning.families import family_module, family_spec
+from tf2lightning.families import family_module
 from tf2lightning.run import Run, run_from_dict
 from tf2lightning.stages.weights import load_port
 
@@ -130,7 +130,7 @@ def loading(request: dict[str, Any], variants: Variants) -> None:
     reader its plain loop used (``bench.legacy_batches`` on the legacy files), the baseline."""
     run, paths = run_from_dict(request["run"]), request["paths"]
     module = bench_module(run.family)
-    if family_spec(run.family).legacy_framework == "torch" and hasattr(module, "legacy_batches"):
+    if plain_torch(run.family) and hasattr(module, "legacy_batches"):
         batches = module.legacy_batches(run, Path(paths["legacy_dir"]), int(request["batch_size"]))
         variants.record(LEGACY_READER, lambda: passes(batches, request))
     data = family_module(run.family, "data")
