@@ -19,7 +19,7 @@ import numpy as np
 from tf2lightning.core.hdf5_store import first_rows
 from tf2lightning.families.epibert.data import EXAMPLE_KEYS
 from tf2lightning.families.epibert.draws import draw, stack
-from tf2lightning.families.epibert.geometry import geometry
+from tf2lightning.families.epibert.geometry import geometry, mask_rate
 from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
 
@@ -45,17 +45,13 @@ def examples(batch: dict[str, np.ndarray]) -> Iterator[tuple[dict[str, np.ndarra
         yield {k: v[i] for k, v in stored.items()}, {k: v[i] for k, v in draws.items()}
 
 
-def rate_of(run: Run) -> float:
-    return float(run.dataset["atac_mask_dropout"])
-
-
 def tf_train_step(run: Run, model: Any, batch: dict[str, np.ndarray]) -> Any:
     """One step of the source's train step on the batch, augmented by the TF pipeline."""
     import tensorflow as tf
 
     from tf2lightning.families.epibert import legacy, tfdata
 
-    geo, rate = geometry(run), rate_of(run)
+    geo, rate = geometry(run), mask_rate(run)
     augmented = [
         tfdata.augment({k: tf.constant(v) for k, v in row.items()}, draws, geo, rate)
         for row, draws in examples(batch)
@@ -73,7 +69,7 @@ def torch_batch(run: Run, batch: dict[str, np.ndarray]) -> dict[str, Any]:
 
     from tf2lightning.families.epibert.augment import augment
 
-    geo, rate = geometry(run), rate_of(run)
+    geo, rate = geometry(run), mask_rate(run)
     return default_collate([augment(row, draws, geo, rate) for row, draws in examples(batch)])
 
 
@@ -86,7 +82,7 @@ def tf_dataset(run: Run, legacy_dir: Path, batch_size: int) -> Any:
         "train",
         run.dataset_name,
         geometry(run),
-        rate_of(run),
+        mask_rate(run),
         batch_size,
         run.seed,
         rna=is_finetune(run.arch),

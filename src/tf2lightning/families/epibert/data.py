@@ -19,7 +19,7 @@ import numpy as np
 from tf2lightning.core.hdf5_store import Field, H5Writer
 from tf2lightning.core.tfrecord import iter_records, parse_example, parse_tensor
 from tf2lightning.errors import FormatError
-from tf2lightning.families.epibert.geometry import Geometry, geometry
+from tf2lightning.families.epibert.geometry import Geometry, geometry, mask_rate
 from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
 
@@ -129,7 +129,7 @@ def make_datamodule(run: Run, h5: Path, **_: Path) -> EpiBERTDataModule:
     return EpiBERTDataModule(
         h5,
         geometry(run),
-        rate=float(run.dataset["atac_mask_dropout"]),
+        rate=mask_rate(run),
         batch_size=int(run.train.get("batch_size", 16)),
         num_workers=int(run.train.get("num_workers", 0)),
         seed=run.seed,

@@ -19,7 +19,7 @@ from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
 from tf2lightning.core.hdf5_store import split_indices
 from tf2lightning.families.epibert.augment import one_hot
 from tf2lightning.families.epibert.datamodule import AugmentedExamples
-from tf2lightning.families.epibert.geometry import geometry
+from tf2lightning.families.epibert.geometry import geometry, mask_rate
 from tf2lightning.families.epibert.loss import poisson_multinomial
 from tf2lightning.families.epibert.model import EpiBERT
 from tf2lightning.families.epibert.modes import is_finetune
@@ -38,7 +38,7 @@ def predict_test(run: Run, model: EpiBERT, h5: Path) -> dict[str, Tensor]:
     """The model's outputs and the targets of every test example: ``pred`` (N, bins[, 2]), ``target``,
     ``mask`` (and ``rna`` for fine-tuning)."""
     finetune = is_finetune(run.arch)
-    rate = float(run.dataset["atac_mask_dropout"])
+    rate = mask_rate(run)
     test = AugmentedExamples(h5, split_indices(h5)["test"], geometry(run), rate, run.seed, finetune)
     keys = ("target", "mask", "rna") if finetune else ("target", "mask")
     out: dict[str, list[Tensor]] = {k: [] for k in ("pred", *keys)}

@@ -54,6 +54,11 @@ class Geometry:
         return self.output_length // self.mask_bins
 
 
+def mask_rate(run: Run) -> float:
+    """The dataset's ``atac_mask_dropout``: the chance that a block of ATAC bins is masked."""
+    return float(run.dataset["atac_mask_dropout"])
+
+
 def geometry(run: Run) -> Geometry:
     """The geometry of ``run``; inconsistent sizes are a ConfigError naming the keys.
 

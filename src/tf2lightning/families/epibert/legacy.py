@@ -40,7 +40,7 @@ from tf2lightning.errors import FormatError
 from tf2lightning.families.epibert import tfdata
 from tf2lightning.families.epibert.data import has_rna
 from tf2lightning.families.epibert.draws import draw
-from tf2lightning.families.epibert.geometry import Geometry, geometry, rotary_table
+from tf2lightning.families.epibert.geometry import Geometry, geometry, mask_rate, rotary_table
 from tf2lightning.families.epibert.layer_names import parity_layers
 from tf2lightning.families.epibert.modes import HEAD_PREFIX, is_finetune
 from tf2lightning.families.epibert.synthetic import Example, generate
@@ -333,7 +333,7 @@ def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
     if finetune and not has_rna(records):
         raise FormatError(f"{records}: record 0 has no 'rna' feature, which fine-tuning needs")
     step, optimizer = run_train_step(run, model)
-    rate = float(run.dataset["atac_mask_dropout"])
+    rate = mask_rate(run)
     losses = []
     for epoch in range(int(arch["legacy_epochs"])):
         ds = tfdata.make_dataset(
@@ -391,7 +391,7 @@ def reference(run: Run, model_dir: Path, data_dir: Path, out_h5: Path) -> None:
         "test",
         run.dataset_name,
         int(run.parity["n_probe"]),
-        float(run.dataset["atac_mask_dropout"]),
+        mask_rate(run),
         run.seed,
     )
     inputs = {
