@@ -25,9 +25,7 @@ def upstream_dir(family: str, *parts: str) -> Path:
     """``<root>/<family>/<parts…>``; skip (or fail under ``CI=true``) when it is absent."""
     path = fixtures_root().joinpath(family, *parts)
     if not path.exists():
-        message = (
-            f"upstream fixtures not found: {path} (set TF2L_FIXTURES or place them at {DEFAULT_ROOT})"
-        )
+        message = f"upstream fixtures not found: {path} (set TF2L_FIXTURES or place them at {DEFAULT_ROOT})"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message + "; CI requires them")
         pytest.skip(message)
