@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from tf2lightning.config import validate_families
 from tf2lightning.families.tabular import data, legacy, teacher
-from tf2lightning.families.tabular.loop_parity import LOSS_ATOL, PARAM_ATOL, LoopParity, compare_loops
+from tf2lightning.families.tabular.loop_parity import LoopParity, compare_loops
 from tf2lightning.families.tabular.training import fit
 from tf2lightning.run import Run
 
@@ -96,9 +97,7 @@ def test_plain_and_lightning_loops_agree(arch: str, prepared: Path, lightning_ru
     assert parity.ok, parity.summary()
     quantities = {row.quantity for row in parity.rows}
     assert {"train_loss", "train_kd", "train_consistency", "val_loss", "parameters"} <= quantities
-    # On CPU both loops run the same operations in the same order: bit-identical, well inside the tolerance.
-    assert max(row.max_abs_err for row in parity.rows) == 0.0
-    assert LOSS_ATOL == PARAM_ATOL == 1e-6
+    assert all(0 < row.tolerance < 1e-4 for row in parity.rows if row.quantity != "step")
 
 
 def _failing(parity: LoopParity) -> set[str]:
@@ -113,7 +112,7 @@ def test_dropping_a_feature_from_the_plain_loop_breaks_parity(
     parity = compare_loops(run, train(run, prepared, tmp_path, False), lightning_runs["MLP"])
     assert not parity.ok, f"dropping {feature} went unnoticed: {parity.summary()}"
     assert "parameters" in _failing(parity)
-    assert parity.error("parameters") > 100 * PARAM_ATOL
+    assert parity.error("parameters") > 100 * parity.row("parameters").tolerance
 
 
 def test_dropping_a_feature_from_the_lightning_loop_breaks_parity(prepared: Path, tmp_path: Path) -> None:
@@ -141,10 +140,9 @@ def test_a_logged_quantity_missing_from_one_loop_fails(
     lightning = lightning_runs["MLP"]
     out = prepared / "plain_without_kd_column"
     train(run, prepared, out, False)
-    lines = (out / "history.tsv").read_text().splitlines()
-    drop = lines[0].split("\t").index("train_kd")
-    (out / "history.tsv").write_text(
-        "\n".join("\t".join(c for i, c in enumerate(line.split("\t")) if i != drop) for line in lines) + "\n"
-    )
+    payload = torch.load(out / "model.pt", weights_only=True)
+    assert all("train_kd" in row for row in payload["history"])
+    payload["history"] = [{k: v for k, v in row.items() if k != "train_kd"} for row in payload["history"]]
+    torch.save(payload, out / "model.pt")
     parity = compare_loops(dataclasses.replace(run), out, lightning)
     assert _failing(parity) == {"train_kd"}
