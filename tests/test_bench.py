@@ -157,8 +157,10 @@ def test_dga_inference_benchmark_through_child_processes(tmp_path):
     flops = {float(rows[("torch", v)]["flops_per_item"]) for v in ("eager", "torchscript", "onnxruntime")}
     assert len(flops) == 1 and flops.pop() > 0  # counted on the eager call: the same math in each
     assert rows[("tf", "keras")]["flops_per_item"] == "" and rows[("torch", "eager")]["mfu"] == ""
+    # The baseline is the faster of the two TF variants ("fastest tf"), whichever it is on this machine, so
+    # the larger TF ratio is 1 by construction; neither variant is assumed to be the faster.
     ratios = [float(rows[("tf", v)]["ratio"]) for v in ("keras", "tf.function")]
-    assert max(ratios) == pytest.approx(1.0)
+    assert max(ratios) == pytest.approx(1.0) and min(ratios) > 0
     assert not list(out.parent.glob(".bench.*"))  # the scratch inputs are gone
 
 

@@ -43,7 +43,7 @@ from tf2lightning.errors import Tf2LightningError
 PER_EXAMPLE_SECONDS = 5.0
 FUZZ = settings(
     max_examples=120,
-    deadline=None,  # the per-example guard below bounds time without flaky deadline failures
+    deadline=None,  # no wall-clock deadline: the per-example CPU-time guard below bounds each example
     database=None,
     derandomize=True,  # the same examples in CI every time, so the run time is bounded and reproducible
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -54,26 +54,50 @@ class Hang(Exception):
     """A reader ran past the per-example time limit."""
 
 
+# The guard catches hangs, not slowness, so it counts this process's CPU time (``ITIMER_PROF``: user +
+# system, all threads), which other processes competing for the cores do not inflate; a reader that loops
+# forever burns CPU and trips it. A wall-clock backstop, WALL_FACTOR times longer, catches a reader stuck
+# without using CPU.
+WALL_FACTOR = 20
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float = PER_EXAMPLE_SECONDS) -> Iterator[None]:
-    """Raise :class:`Hang` in this (main) thread if the body runs longer than ``seconds``."""
+    """Raise :class:`Hang` in this (main) thread if the body uses more than ``seconds`` of CPU time (or
+    ``WALL_FACTOR * seconds`` of wall-clock time)."""
 
     def expire(signum: int, frame: object) -> None:
-        raise Hang(f"reader still running after {seconds} s")
+        used = f"{seconds} s of CPU" if signum == signal.SIGPROF else f"{seconds * WALL_FACTOR} s"
+        raise Hang(f"reader still running after {used}")
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    timers = (
+        (signal.SIGPROF, signal.ITIMER_PROF, seconds),
+        (signal.SIGALRM, signal.ITIMER_REAL, seconds * WALL_FACTOR),
+    )
+    previous = {sig: signal.signal(sig, expire) for sig, _, _ in timers}
+    for _, timer, limit in timers:
+        signal.setitimer(timer, limit)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for sig, timer, _ in timers:
+            signal.setitimer(timer, 0)
+            signal.signal(sig, previous[sig])
 
 
 def must_fail_cleanly(read: Callable[[], object], seconds: float = PER_EXAMPLE_SECONDS) -> None:
     """Run ``read``: success and the library's own errors pass; any other exception or a hang fails."""
     with time_limit(seconds), contextlib.suppress(Tf2LightningError):
         read()
+
+
+def test_the_guard_stops_a_reader_that_loops_forever() -> None:
+    def spin() -> None:
+        while True:
+            pass
+
+    with pytest.raises(Hang, match="of CPU"):
+        must_fail_cleanly(spin, seconds=0.2)
 
 
 # ------------------------------------------------------------------------------------------ mutations
