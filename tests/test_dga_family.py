@@ -195,7 +195,10 @@ def test_torch_model_exports(tmp_path: Path) -> None:
     (tokens,) = model.example_inputs(run)
     with torch.no_grad():
         expected = net(tokens)
-        assert torch.equal(torch.jit.script(net)(tokens), expected)
+        scripted = torch.jit.script(net)(tokens)
+    # Not bitwise: TorchScript may fuse or reorder float ops (its executor and the CPU's kernels decide),
+    # so the script is held to the same atol as every other export check.
+    assert np.abs(scripted.numpy() - expected.numpy()).max() < 1e-5
     onnx = pytest.importorskip("onnxruntime")
     torch.onnx.export(
         net, (tokens,), tmp_path / "dga.onnx", input_names=["tokens"], dynamo=False,
