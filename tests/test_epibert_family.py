@@ -67,6 +67,8 @@ CONFIG: dict[str, Any] = {
         "atac_stem_filters": 4,
         "atac_pool": 4,
         "num_heads": 2,
+        "attention": "performer",
+        "seed": 19,
         "num_layers": 2,
         "motif_units_fc": 8,
         "final_point_scale": 2,

@@ -17,10 +17,9 @@ TensorFlow/Keras only; never imports torch. The model follows the published ``ep
   example (mean over the batch) + ``atac_scale`` x the masked-ATAC loss, as the source's fine-tuning step.
 
 The source's GELUs are ``tfa.layers.GELU()`` (tanh approximation) except the motif Dense (``'gelu'``,
-erf); its feed-forward uses ReLU (``ffn_activation``). Deliberate differences from the source: attention
-is exact softmax attention (``1/sqrt(head_dim)``; the source uses Performer FAVOR+ with a ReLU kernel,
-which the port replaces by ``scaled_dot_product_attention``), and the rotary table is float32 (the
-source casts it to bfloat16).
+erf); its feed-forward uses ReLU (``ffn_activation``). Attention is the source's Performer FAVOR+ (ReLU
+kernel, 256 random features from ``seed``, see ``favor``); ``attention: softmax`` selects exact attention
+(ours). The rotary table is float32 (the source casts it to bfloat16).
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ import tensorflow as tf
 
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.errors import FormatError
-from tf2lightning.families.epibert import tfdata
+from tf2lightning.families.epibert import favor, tfdata
 from tf2lightning.families.epibert.data import has_rna
 from tf2lightning.families.epibert.draws import draw
 from tf2lightning.families.epibert.geometry import Geometry, geometry, mask_rate, rotary_table
@@ -135,12 +134,13 @@ class RotaryAttention(keras.layers.Layer):
     """Multi-head self-attention with interleaved rotary embeddings on queries and keys, no biases.
 
     Weights as the source's ``DenseEinsum`` layers: ``query``/``key``/``value`` ``(d, heads, head_dim)``,
-    ``output`` ``(heads, head_dim, d)``.
+    ``output`` ``(heads, head_dim, d)``. ``attention="performer"`` is the source's FAVOR+ (ReLU kernel,
+    ``favor.projection_matrix`` from ``seed``); ``"softmax"`` exact attention (ours).
     """
 
-    def __init__(self, num_heads: int, **kwargs: Any) -> None:
+    def __init__(self, num_heads: int, attention: str = "performer", seed: int = 19, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.num_heads = int(num_heads)
+        self.num_heads, self.attention, self.seed = int(num_heads), str(attention), int(seed)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         d = int(input_shape[-1])
@@ -154,6 +154,8 @@ class RotaryAttention(keras.layers.Layer):
         )
         sin, cos = rotary_table(int(input_shape[1]), self.head_dim)
         self.sin, self.cos = tf.constant(sin[:, None, :]), tf.constant(cos[:, None, :])
+        matrix = favor.projection_matrix(favor.NB_RANDOM_FEATURES, self.head_dim, self.seed)
+        self.projection = tf.constant(matrix)
 
     def call(self, inputs: Any) -> Any:
         q = tf.einsum("btd,dhk->bthk", inputs, self.query)
@@ -161,12 +163,27 @@ class RotaryAttention(keras.layers.Layer):
         v = tf.einsum("btd,dhk->bthk", inputs, self.value)
         q = q * self.cos + _rotate_every_two(q) * self.sin
         k = k * self.cos + _rotate_every_two(k) * self.sin
-        scores = tf.einsum("bqhk,bshk->bhqs", q, k) / np.sqrt(self.head_dim).astype(np.float32)
-        out = tf.einsum("bhqs,bshk->bqhk", tf.nn.softmax(scores, axis=-1), v)
+        if self.attention == "performer":
+            out = _favor(q, k, v, self.projection)
+        else:
+            scores = tf.einsum("bqhk,bshk->bhqs", q, k) / np.sqrt(self.head_dim).astype(np.float32)
+            out = tf.einsum("bhqs,bshk->bqhk", tf.nn.softmax(scores, axis=-1), v)
         return tf.einsum("bqhk,hkd->bqd", out, self.output_kernel)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "num_heads": self.num_heads}
+        extra = {"num_heads": self.num_heads, "attention": self.attention, "seed": self.seed}
+        return {**super().get_config(), **extra}
+
+
+def _favor(q: Any, k: Any, v: Any, projection: Any) -> Any:
+    """The source's noncausal FAVOR+ with the ReLU kernel on ``(B, L, H, hd)`` queries, keys, values."""
+    ratio = 1.0 / np.sqrt(np.float32(projection.shape[0]))
+    q_prime = tf.nn.relu(ratio * tf.einsum("blhd,md->blhm", q, projection)) + favor.KERNEL_STABILIZER
+    k_prime = tf.nn.relu(ratio * tf.einsum("blhd,md->blhm", k, projection)) + favor.KERNEL_STABILIZER
+    kv = tf.einsum("blhm,blhd->bhmd", k_prime, v)
+    numerator = tf.einsum("blhm,bhmd->blhd", q_prime, kv)
+    denominator = tf.einsum("blhm,bhm->blh", q_prime, tf.reduce_sum(k_prime, axis=1))
+    return numerator / denominator[..., None]
 
 
 CUSTOM_OBJECTS = {
@@ -197,7 +214,9 @@ def _transformer_layer(x: Any, i: int, arch: Any) -> Any:
     layers, d = keras.layers, int(arch["filter_list_seq"][-1])
     rate = float(arch["dropout"])
     h = layers.LayerNormalization(epsilon=LN_EPS, name=f"layer_{i}_ln")(x)
-    h = RotaryAttention(int(arch["num_heads"]), name=f"layer_{i}_attention")(h)
+    h = RotaryAttention(
+        int(arch["num_heads"]), str(arch["attention"]), int(arch["seed"]), name=f"layer_{i}_attention"
+    )(h)
     h = layers.Dropout(rate, name=f"layer_{i}_dropout")(h)
     x = layers.Add(name=f"layer_{i}_attention_add")([x, h])
     h = layers.LayerNormalization(epsilon=LN_EPS, name=f"layer_{i}_ffn_ln")(x)

@@ -3,9 +3,11 @@
 Rotary convention: **interleaved pairs**. The source's ``apply_rotary_pos_emb`` repeats each frequency for
 adjacent features (``repeat(t, 'b n -> b (n j)', j=2)``) and rotates with ``rotate_every_two``, which
 pairs features ``(2i, 2i+1)``; half-split ``rotate_half`` exists in the source only as commented-out code.
-Attention runs through ``scaled_dot_product_attention``; LayerNorm and BatchNorm use the source's eps 1e-5
-(BatchNorm momentum ``1 - bn_momentum``). GELUs are tanh-approximate (``tfa.layers.GELU``) except the motif
-GELU (erf). Convolutions are channels-first; the transformer works on ``(N, tokens, d)``.
+Attention is the source's Performer FAVOR+ (ReLU kernel, 256 random features, see ``favor``) by default,
+exact softmax attention (``scaled_dot_product_attention``) when ``attention: softmax``; LayerNorm and
+BatchNorm use the source's eps 1e-5 (BatchNorm momentum ``1 - bn_momentum``). GELUs are tanh-approximate
+(``tfa.layers.GELU``) except the motif GELU (erf). Convolutions are channels-first; the transformer works
+on ``(N, tokens, d)``.
 
 A fine-tuning architecture (``mode: finetune``) adds the expression head ``rna_head*`` beside the ATAC head
 and returns both profiles stacked, ``(N, bins, 2)``, as the Keras reference's ``tracks`` output.
@@ -15,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tf2lightning.families.epibert import layer_names
+from tf2lightning.families.epibert import favor, layer_names
 from tf2lightning.families.epibert.geometry import Geometry, geometry, rotary_table
 from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
@@ -93,11 +96,19 @@ def rotate_every_two(x: Tensor) -> Tensor:
 
 
 class RotaryAttention(nn.Module):
-    """Bias-free multi-head self-attention with interleaved rotary embeddings on queries and keys."""
+    """Bias-free multi-head self-attention with interleaved rotary embeddings on queries and keys.
 
-    def __init__(self, d: int, heads: int, n_tokens: int) -> None:
+    ``kind`` ``"performer"`` (the source's): FAVOR+ with the ReLU kernel, features
+    ``relu(x P^T / sqrt(m)) + 1e-3`` from the fixed ``(m, head_dim)`` matrix ``P`` that ``favor`` draws
+    from ``seed`` (a buffer, not a weight: the source regenerates it rather than saving it), normalised by
+    ``q' . sum_l k'``. ``"softmax"``: exact attention, ``scaled_dot_product_attention`` (ours, opt-in).
+    """
+
+    def __init__(self, d: int, heads: int, n_tokens: int, kind: str = "performer", seed: int = 0) -> None:
         super().__init__()
-        self.heads, self.head_dim = heads, d // heads
+        if kind not in ("performer", "softmax"):
+            raise ValueError(f"attention must be 'performer' or 'softmax', not {kind!r}")
+        self.heads, self.head_dim, self.kind = heads, d // heads, kind
         self.query = nn.Linear(d, d, bias=False)
         self.key = nn.Linear(d, d, bias=False)
         self.value = nn.Linear(d, d, bias=False)
@@ -105,6 +116,10 @@ class RotaryAttention(nn.Module):
         sin, cos = rotary_table(n_tokens, self.head_dim)
         self.register_buffer("sin", torch.from_numpy(sin)[:, None, :], persistent=False)  # (T, 1, hd)
         self.register_buffer("cos", torch.from_numpy(cos)[:, None, :], persistent=False)
+        if kind == "performer":
+            matrix = favor.projection_matrix(favor.NB_RANDOM_FEATURES, self.head_dim, seed)
+            scaled = matrix / np.sqrt(np.float32(matrix.shape[0]))
+            self.register_buffer("projection", torch.from_numpy(scaled.T.copy()), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:  # (N, T, d)
         q, k, v = (
@@ -113,8 +128,21 @@ class RotaryAttention(nn.Module):
         )
         q = q * self.cos + rotate_every_two(q) * self.sin
         k = k * self.cos + rotate_every_two(k) * self.sin
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        return self.output(out.transpose(1, 2).flatten(-2))
+        if self.kind == "performer":
+            out = self._favor(q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+            ).transpose(1, 2)
+        return self.output(out.flatten(-2))
+
+    def _favor(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # (N, T, H, hd) each
+        q_prime = F.relu(q @ self.projection) + favor.KERNEL_STABILIZER  # (N, T, H, m)
+        k_prime = F.relu(k @ self.projection) + favor.KERNEL_STABILIZER
+        kv = torch.einsum("nlhm,nlhd->nhmd", k_prime, v)
+        numerator = torch.einsum("nlhm,nhmd->nlhd", q_prime, kv)
+        denominator = torch.einsum("nlhm,nhm->nlh", q_prime, k_prime.sum(1))
+        return numerator / denominator.unsqueeze(-1)
 
 
 class FeedForward(nn.Module):
@@ -134,12 +162,14 @@ class FeedForward(nn.Module):
 class TransformerLayer(nn.Module):
     """Pre-LayerNorm attention and feed-forward, each added back to its input."""
 
-    def __init__(self, d: int, heads: int, n_tokens: int, dropout: float, activation: str) -> None:
+    def __init__(self, d: int, n_tokens: int, dropout: float, arch: dict) -> None:
         super().__init__()
         self.ln = nn.LayerNorm(d, eps=EPS)
-        self.attention = RotaryAttention(d, heads, n_tokens)
+        self.attention = RotaryAttention(
+            d, int(arch["num_heads"]), n_tokens, str(arch["attention"]), int(arch["seed"])
+        )
         self.dropout = nn.Dropout(dropout)
-        self.ffn = FeedForward(d, dropout, activation)
+        self.ffn = FeedForward(d, dropout, str(arch["ffn_activation"]))
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.dropout(self.attention(self.ln(x)))
@@ -176,9 +206,8 @@ class EpiBERT(nn.Module):
         self.motif_fc2 = nn.Linear(units, units // 4)
         self.motif_dropout2 = nn.Dropout(float(arch["motif_dropout"]) / 4)
         self.projection = nn.Linear(d + atac[-1] + units // 4, d, bias=False)
-        rate, act = float(arch["dropout"]), str(arch["ffn_activation"])
         self.layers = nn.ModuleList(
-            TransformerLayer(d, int(arch["num_heads"]), geo.n_tokens, rate, act)
+            TransformerLayer(d, geo.n_tokens, float(arch["dropout"]), arch)
             for _ in range(int(arch["num_layers"]))
         )
         self.final_ln = nn.LayerNorm(d, eps=EPS)

@@ -28,6 +28,8 @@ ARCH: dict[str, Any] = {
     "atac_stem_filters": 32,
     "atac_pool": 4,
     "num_heads": 8,
+    "attention": "performer",
+    "seed": 19,
     "num_layers": 8,
     "motif_units_fc": 32,
     "final_point_scale": 6,

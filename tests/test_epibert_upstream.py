@@ -1,0 +1,137 @@
+"""EpiBERT against upstream's own files (../shared/upstream/epibert): the Performer's projection matrix
+drawn without TensorFlow, upstream's CheckpointManager folders read and mapped (sizes from the shapes), and
+the port reproducing upstream's float32 outputs on the probe inputs. Torch side only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from tests.upstream_fixtures import upstream_dir
+from tf2lightning.core.torch_weights import load_mapped, target_spec
+from tf2lightning.errors import FormatError, ParityError
+from tf2lightning.families.epibert import favor, model, upstream, weights
+from tf2lightning.families.epibert.published import ARCH
+from tf2lightning.run import Run
+
+KINDS = ["pretrain", "finetune"]
+
+
+def case(kind: str) -> dict[str, Any]:
+    return json.loads((upstream_dir("epibert", kind, "case.json")).read_text())
+
+
+def fixture_run(kind: str, variables: dict[str, np.ndarray], **given: Any) -> Run:
+    """The run a user configures for the fixture: sizes from the checkpoint, the rest from case.json."""
+    ctor = case(kind)["ctor"]
+    sizes = weights.checkpoint_sizes(variables)
+    dataset = {
+        "input_length": ctor["input_length"],
+        "output_res": ctor["input_length"] // ctor["output_length"],
+        "atac_bin": 4,
+        "max_shift": 4,
+        "crop": (ctor["output_length"] - ctor["final_output_length"]) // 2,
+        "mask_size": 512,
+        "atac_mask_dropout": 0.15,
+        "n_motifs": sizes.pop("n_motifs"),
+    }
+    arch = {**ARCH, **sizes, "num_heads": ctor["num_heads"], "seed": ctor["seed"], **given}
+    return Run(family="epibert", dataset_name="K562", arch_name=kind, dataset=dataset, arch=arch, train={})
+
+
+def loaded_port(run: Run, variables: dict[str, np.ndarray]) -> torch.nn.Module:
+    port = model.build(run)
+    load_mapped(port, weights.weight_map(run).apply(variables, target_spec(port)))
+    return port.eval()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_projection_matrix_is_upstreams_without_tensorflow(kind: str) -> None:
+    with np.load(upstream_dir("epibert", kind, "probe.npz")) as probe:
+        expected = probe["aux_projection_matrix"]
+    drawn = favor.projection_matrix(favor.NB_RANDOM_FEATURES, expected.shape[1], case(kind)["ctor"]["seed"])
+    assert drawn.shape == expected.shape == (256, case(kind)["performer"]["size_per_head"])
+    # float32 QR in TF vs float64 here: equal to a few float32 ulps of the largest entry (|x| ~ 3.7)
+    np.testing.assert_allclose(drawn, expected, rtol=0, atol=2e-5)
+    other = favor.projection_matrix(256, expected.shape[1], case(kind)["ctor"]["seed"] + 1)
+    assert np.abs(other - expected).max() > 0.5
+
+
+def test_stateless_normal_moments() -> None:
+    draw = favor.stateless_normal((200, 50), (3, 2))
+    assert draw.dtype == np.float32 and abs(draw.mean()) < 0.02 and abs(draw.std() - 1) < 0.02
+    np.testing.assert_array_equal(draw, favor.stateless_normal((200, 50), (3, 2)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_checkpoint_folder_gives_the_model_variables_and_sizes(kind: str) -> None:
+    folder = upstream_dir("epibert", kind, "ckpt")
+    variables = weights.read_source(None, folder)  # type: ignore[arg-type]
+    info = case(kind)
+    assert len(variables) == info["saved"]["n_model_variables"]  # no optimizer slots, no bookkeeping
+    sizes = weights.checkpoint_sizes(variables)
+    ctor = info["ctor"]
+    assert sizes["filter_list_seq"] == ctor["filter_list_seq"]
+    assert sizes["filter_list_atac"] == ctor["filter_list_atac"]
+    assert sizes["num_layers"] == ctor["num_transformer_layers"]
+    assert sizes["motif_units_fc"] == ctor["motif_units_fc"]
+    assert sizes["final_point_scale"] == ctor["final_point_scale"]
+    assert sizes["n_motifs"] == info["n_motifs"]
+    assert sizes["mode"] == kind
+
+
+def test_a_chosen_checkpoint_and_a_foreign_variable(tmp_path: Path) -> None:
+    folder = upstream_dir("epibert", "pretrain", "ckpt")
+    latest = weights.read_source(None, folder)  # type: ignore[arg-type]
+    for chosen in (folder / "ckpt-1", folder / "ckpt-1.index"):
+        chosen_vars = weights.read_source(None, chosen)  # type: ignore[arg-type]
+        assert chosen_vars.keys() == latest.keys()
+    copy = tmp_path / "ckpt"
+    shutil.copytree(folder, copy)
+    (copy / "checkpoint").write_text('model_checkpoint_path: "ckpt-7"\n')
+    with pytest.raises(FormatError, match="ckpt-7"):
+        weights.read_source(None, copy)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_port_reproduces_upstream_outputs(kind: str) -> None:
+    variables = weights.read_source(None, upstream_dir("epibert", kind, "ckpt"))  # type: ignore[arg-type]
+    run = fixture_run(kind, variables)
+    assert run.arch["attention"] == "performer"
+    port = loaded_port(run, variables)
+    probe = upstream_dir("epibert", kind, "probe.npz")
+    errors = upstream.check_outputs(run, port, probe)
+    assert len(errors) == (1 if kind == "pretrain" else 2)
+    assert max(errors.values()) < 1e-5
+    inputs, expected = upstream.probe_arrays(probe)
+    traced = torch.jit.trace(port, upstream.port_inputs(*inputs))
+    with torch.no_grad():
+        got = upstream.upstream_outputs(traced(*upstream.port_inputs(*inputs)))
+    for g, want in zip(got, expected.values(), strict=True):
+        assert np.abs(g - want).max() < 1e-5 * np.abs(want).max()
+
+
+@pytest.mark.parametrize(
+    ("given", "named"), [({"num_heads": 8}, "num_heads (8)"), ({"seed": 19}, "seed (19)")]
+)
+def test_wrong_heads_or_seed_fail_parity_saying_so(given: dict[str, int], named: str) -> None:
+    variables = weights.read_source(None, upstream_dir("epibert", "pretrain", "ckpt"))  # type: ignore[arg-type]
+    run = fixture_run("pretrain", variables, **given)
+    port = loaded_port(run, variables)  # loads: neither value is in the checkpoint
+    with pytest.raises(ParityError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        upstream.check_outputs(run, port, upstream_dir("epibert", "pretrain", "probe.npz"))
+
+
+def test_exact_softmax_stays_selectable() -> None:
+    variables = weights.read_source(None, upstream_dir("epibert", "pretrain", "ckpt"))  # type: ignore[arg-type]
+    run = fixture_run("pretrain", variables, attention="softmax")
+    port = loaded_port(run, variables)
+    assert not hasattr(port.layers[0].attention, "projection")
+    with pytest.raises(ParityError):
+        upstream.check_outputs(run, port, upstream_dir("epibert", "pretrain", "probe.npz"))
