@@ -1,5 +1,5 @@
 """The tabular family: datasets and splits, legacy .npz -> HDF5, the teacher, the models, the recipe, and
-the plain model's checkpoint -> safetensors -> parity chain (identity mapping: exact)."""
+the plain model's checkpoint -> safetensors -> parity chain (against a numpy forward written separately)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 
 from tf2lightning.config import validate_families
 from tf2lightning.core.tsv import read_tsv
-from tf2lightning.errors import ConfigError, FormatError
-from tf2lightning.families.tabular import data, evaluate, legacy, model, teacher
+from tf2lightning.errors import ConfigError, FormatError, ParityError
+from tf2lightning.families.tabular import data, evaluate, legacy, model, numpy_reference, teacher
 from tf2lightning.families.tabular.datasets import LOADERS, SHAPES, load_table, stratified_split
 from tf2lightning.families.tabular.recipe import Recipe, RecipeConfig
 from tf2lightning.run import Run
@@ -120,21 +120,89 @@ def test_models_give_logits(arch: str) -> None:
         assert net.backbone[0](x).shape == (2, 14, 8)  # CLS + 13 feature tokens
 
 
+def _legacy_chain(run: Run, prepared: Path, out: Path) -> None:
+    """Train the plain model, write its numpy reference and convert its checkpoint."""
+    legacy.train_model(run, prepared / "legacy", out / "legacy_model")
+    legacy.reference(run, out / "legacy_model", prepared / "legacy", out / "reference.h5")
+    convert_weights(run, out / "legacy_model", "pt", out / "pt.safetensors")
+
+
 @pytest.mark.parametrize("arch", ["MLP", "Transformer"])
-def test_plain_checkpoint_converts_exports_with_exact_parity(
+def test_plain_checkpoint_converts_exports_with_parity_against_the_numpy_reference(
     arch: str, tmp_path: Path, prepared: Path
 ) -> None:
     run = make_run(arch)
-    legacy.train_model(run, prepared / "legacy", tmp_path / "legacy_model")
+    _legacy_chain(run, prepared, tmp_path)
     history = torch.load(tmp_path / "legacy_model" / "model.pt", weights_only=True)["history"]
     assert len(history) == run.arch["legacy_epochs"]
-    legacy.reference(run, tmp_path / "legacy_model", prepared / "legacy", tmp_path / "reference.h5")
-    convert_weights(run, tmp_path / "legacy_model", "pt", tmp_path / "pt.safetensors")
     check_parity(run, tmp_path / "reference.h5", [tmp_path / "pt.safetensors"], tmp_path / "parity.tsv")
     rows = read_tsv(tmp_path / "parity.tsv")
     assert {r["legacy_name"] for r in rows} == {"backbone.0", "backbone", "head", "probs"}
-    assert all(float(r["max_abs_err"]) == 0.0 and r["ok"] == "true" for r in rows)
+    # float32 torch modules against a float64 numpy forward written separately: fp32 rounding only.
+    assert all(float(r["max_abs_err"]) < 1e-5 and r["ok"] == "true" for r in rows)
     export_model(run, tmp_path / "pt.safetensors", tmp_path / "model.ts", tmp_path / "model.onnx")
+
+
+def _swapped_geglu(self: model.GEGLU, x: torch.Tensor) -> torch.Tensor:
+    gate, value = x.chunk(2, dim=-1)
+    return value * torch.nn.functional.gelu(gate)
+
+
+_LAYER_NORM = torch.nn.functional.layer_norm
+
+
+def _layer_norm_eps_1e_3(x: torch.Tensor, shape: Any, weight: Any, bias: Any, eps: float) -> torch.Tensor:
+    return _LAYER_NORM(x, shape, weight, bias, 1e-3)
+
+
+@pytest.mark.parametrize(
+    ("arch", "target", "mistake"),
+    [
+        ("MLP", "GEGLU.forward", _swapped_geglu),  # the gate taken from the wrong half
+        ("Transformer", "F.layer_norm", _layer_norm_eps_1e_3),  # Keras' epsilon in a torch port
+    ],
+)
+def test_a_mistake_in_the_port_fails_parity(
+    arch: str, target: str, mistake: Any, tmp_path: Path, prepared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_run(arch)
+    _legacy_chain(run, prepared, tmp_path)  # the reference is computed before the port is broken
+    owner, name = target.split(".")
+    if owner == "F":
+        monkeypatch.setattr(torch.nn.modules.normalization.F, name, mistake)
+    else:
+        monkeypatch.setattr(getattr(model, owner), name, mistake)
+    with pytest.raises(ParityError):
+        check_parity(run, tmp_path / "reference.h5", [tmp_path / "pt.safetensors"], tmp_path / "parity.tsv")
+
+
+def test_numpy_reference_by_hand() -> None:
+    """A tiny fixed MLP, GEGLU, LayerNorm and attention, each against values worked out by hand."""
+    state = {
+        "backbone.0.0.weight": np.array([[1.0, -1.0], [2.0, 0.0]]),
+        "backbone.0.0.bias": np.array([0.0, -1.0]),
+        "head.weight": np.array([[1.0, 0.0], [0.0, 3.0]]),
+        "head.bias": np.array([0.5, 0.0]),
+    }
+    out = numpy_reference.forward(state, {"kind": "mlp", "activation": "relu"}, np.array([[1.0, 2.0]]))
+    # W x + b = [1 - 2, 2 - 1] = [-1, 1] -> relu [0, 1] -> head [0.5, 3]
+    np.testing.assert_allclose(out["backbone"], [[0.0, 1.0]])
+    np.testing.assert_allclose(out["head"], [[0.5, 3.0]])
+    np.testing.assert_allclose(out["probs"], [[1 / (1 + np.exp(2.5)), 1 / (1 + np.exp(-2.5))]])
+    # GEGLU: first half times gelu(second half); gelu(1) = Phi(1) = 0.8413447460685429.
+    geglu = numpy_reference.activation("geglu", np.array([2.0, 3.0, 1.0, 0.0]))
+    np.testing.assert_allclose(geglu, [2 * 0.8413447460685429, 0.0])
+    # LayerNorm of [1, 2, 3]: mean 2, biased variance 2/3.
+    norm = {"n.weight": np.ones(3), "n.bias": np.zeros(3)}
+    expected = np.array([-1.0, 0.0, 1.0]) / np.sqrt(2 / 3 + numpy_reference.LAYER_NORM_EPS)
+    np.testing.assert_allclose(numpy_reference.layer_norm(norm, "n", np.array([1.0, 2.0, 3.0])), expected)
+    # Attention with zero q and k: uniform weights, so every token gets the mean of the values (v = x).
+    d = 2
+    qkv = np.zeros((3 * d, d))
+    qkv[2 * d :] = np.eye(d)
+    attn = {"a.qkv.weight": qkv, "a.qkv.bias": np.zeros(3 * d), "a.out.weight": np.eye(d), "a.out.bias": 0}
+    x = np.array([[[1.0, 0.0], [3.0, 4.0]]])
+    np.testing.assert_allclose(numpy_reference.attention(attn, "a", x, heads=2), [[[2.0, 2.0], [2.0, 2.0]]])
 
 
 def test_read_source_rejects_a_file_without_weights(tmp_path: Path) -> None:

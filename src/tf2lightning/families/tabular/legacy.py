@@ -1,5 +1,5 @@
 """The legacy side of the tabular family, in plain PyTorch: the upstream dataset, the plain-loop model,
-and its reference outputs.
+and its reference outputs (numpy, from the saved tensors).
 
 ``write_data`` writes ``dataset.npz`` (see :mod:`data` for the format); ``train_model`` trains with the
 plain loop (``use_lightning=False``) for ``legacy_epochs`` and saves ``model.pt`` (a ``weights_only``-safe
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tf2lightning.core.parity import capture_activations, parity_table
 from tf2lightning.core.reference_file import write_reference_arrays
 from tf2lightning.families.tabular import model as tabular_model
+from tf2lightning.families.tabular import numpy_reference
 from tf2lightning.families.tabular.data import read_legacy, write_legacy
 from tf2lightning.families.tabular.datamodule import TabularDataModule
 from tf2lightning.families.tabular.datasets import load_table
@@ -52,19 +52,21 @@ def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
 
 
 def reference(run: Run, model_dir: Path, data_dir: Path, out_h5: Path) -> None:
-    """The plain model's probabilities and parity-layer activations on the first ``n_probe`` test rows."""
-    torch.set_num_threads(run.threads)
-    classifier = tabular_model.build(run)
-    state = {k: torch.from_numpy(v) for k, v in read_source(run, Path(model_dir) / MODEL_FILE).items()}
-    classifier.load_state_dict(state)
+    """The plain model's probabilities and parity-layer activations on the first ``n_probe`` test rows,
+    computed from its saved tensors by :mod:`numpy_reference` (float64, rounded to float32), not by the
+    port's modules: parity then tests :mod:`model` against math written separately."""
+    state = read_source(run, Path(model_dir) / MODEL_FILE)
     table = read_legacy(Path(data_dir))
     probe = table.x[table.split == 2][: int(run.parity["n_probe"])]
-    entries = parity_table(tabular_model.PARITY_LAYERS)
-    logits, activations = capture_activations(
-        classifier, {k: e.torch_path for k, e in entries.items()}, probe
-    )
-    layers = {name: entries[name].layout(activations[name]).numpy() for name in entries}
-    outputs = {name: fn(logits).numpy() for name, fn in tabular_model.PARITY_OUTPUTS.items()}
+    computed = numpy_reference.forward(state, run.arch, probe)
+    layers = {name: computed[name].astype(np.float32) for name in tabular_model.PARITY_LAYERS}
+    outputs = {name: computed[name].astype(np.float32) for name in tabular_model.PARITY_OUTPUTS}
     write_reference_arrays(
-        out_h5, {"x": np.ascontiguousarray(probe)}, outputs, layers, attrs={"producer": "torch plain loop"}
+        out_h5,
+        {"x": np.ascontiguousarray(probe)},
+        outputs,
+        layers,
+        attrs={
+            "producer": "numpy forward of the plain model's tensors (families/tabular/numpy_reference.py)"
+        },
     )

@@ -192,8 +192,8 @@ def _softmax(logits: Tensor) -> Tensor:
     return logits.softmax(-1)
 
 
-# Legacy layer name -> (torch module path, layout). The legacy model is plain PyTorch with these same
-# modules, so names are the module paths: the first stage, the whole backbone, the logits, the probabilities.
+# Legacy layer name -> (torch module path, layout): the first stage, the whole backbone, the logits, the
+# probabilities. The reference values come from ``numpy_reference`` (the same math, written separately).
 PARITY_LAYERS: dict[str, tuple[str, Callable[[Tensor], Tensor]]] = {
     "backbone.0": ("backbone.0", _identity),
     "backbone": ("backbone", _identity),
