@@ -23,7 +23,6 @@ from tests.tfside import run_tf
 from tf2lightning.core.hdf5_store import read_all
 from tf2lightning.core.parity import capture_activations, compare, parity_table
 from tf2lightning.core.reference_file import read_reference
-from tf2lightning.core.tf_checkpoint import read_layer_variables
 from tf2lightning.core.torch_weights import load_mapped, target_spec
 from tf2lightning.errors import FormatError, MappingError
 from tf2lightning.families.clair3 import call as clair3_call
@@ -66,7 +65,7 @@ for dataset, arch in runs:
     model = legacy.build_keras_model(run)
     rng = np.random.default_rng(0)
     for var in model.non_trainable_variables:  # BatchNorm moving statistics, not 0/1
-        var.assign(rng.uniform(0.5, 1.5, var.shape).astype("float32") if "variance" in var.path
+        var.assign(rng.uniform(0.5, 1.5, var.shape).astype("float32") if "variance" in var.name
                    else rng.normal(0, 0.3, var.shape).astype("float32"))
     out = root / f"{dataset}_{arch}"
     legacy.save_checkpoint(model, out)
@@ -85,7 +84,7 @@ def legacy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def converted_port(root: Path, dataset: str, arch: str) -> torch.nn.Module:
     run = make_run(dataset, arch)
     port = model.build(run)
-    legacy = read_layer_variables(root / f"{dataset}_{arch}" / "ckpt")
+    legacy = weights.read_source(run, root / f"{dataset}_{arch}")
     return load_mapped(port, weights.weight_map(run).apply(legacy, target_spec(port))).eval()
 
 
@@ -251,9 +250,9 @@ def test_symmetric_conv_padding_fails_at_depth_55_only(
 def test_conversion_errors_name_the_variable(legacy_root: Path) -> None:
     run = make_run("hifi", "F")
     port = model.build(run)
-    legacy = read_layer_variables(legacy_root / "hifi_F" / "ckpt")
+    legacy = weights.read_source(run, legacy_root / "hifi_F")
     table = weights.weight_map(run)
-    broken = {k: v for k, v in legacy.items() if k != "res_block2/1/bn1/moving_variance"}
+    broken = {k: v for k, v in legacy.items() if k != "res_block2/layer_with_weights-0/bn1/moving_variance"}
     with pytest.raises(MappingError, match=r"res_block2\.0\.bn1\.running_var"):
         table.apply(broken, target_spec(port))
     broken = {**legacy, "conv5/conv/kernel": legacy["conv5/conv/kernel"][..., :-1]}

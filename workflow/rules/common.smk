@@ -5,8 +5,9 @@ from pathlib import Path
 
 from tf2lightning.bench.family_hooks import declared_tasks
 from tf2lightning.config import validate_families
-from tf2lightning.families import family_package_file, family_spec
+from tf2lightning.families import family_module, family_package_file, family_spec
 from tf2lightning.run import Run, iter_runs
+from tf2lightning.stages.data import dataset_shards
 
 validate_families(config)
 
@@ -28,6 +29,7 @@ wildcard_constraints:
     dataset=_alternatives(d for _, d, _ in RUNS),
     arch=_alternatives(a for _, _, a in RUNS),
     source=_alternatives(s for f in {f for f, _, _ in RUNS} for s in family_spec(f).weight_sources),
+    shard="[^/]+",
 
 
 def run_of(wildcards):
@@ -86,9 +88,42 @@ def legacy_data_dir(wildcards):
     return given or f"results/{wildcards.family}/{wildcards.dataset}/legacy_data"
 
 
+def has_shards(wildcards):
+    """Whether the family converts a dataset shard by shard (its data module has `shards`)."""
+    return hasattr(family_module(wildcards.family, "data"), "shards")
+
+
+def legacy_data_ready(wildcards):
+    """The legacy dataset folder; when we make it, only after its (checkpoint) job, so its files are known."""
+    if config["families"][wildcards.family]["datasets"][wildcards.dataset].get("legacy_data"):
+        return legacy_data_dir(wildcards)
+    return checkpoints.legacy_data.get(family=wildcards.family, dataset=wildcards.dataset).output[0]
+
+
+def shard_files(wildcards):
+    """The input files of the shard ``{shard}``."""
+    legacy = legacy_data_ready(wildcards)
+    for shard in dataset_shards(run_of(wildcards), legacy):
+        if shard.name == wildcards.shard:
+            return [str(path) for path in shard.paths]
+    raise ValueError(f"{legacy}: no shard {wildcards.shard!r}")
+
+
+def convert_data_inputs(wildcards):
+    """The converted shards to gather, or the legacy folder for families converted in one job."""
+    if not has_shards(wildcards):
+        return {"legacy": legacy_data_dir(wildcards)}
+    prefix = f"results/{wildcards.family}/{wildcards.dataset}/shards"
+    shards = dataset_shards(run_of(wildcards), legacy_data_ready(wildcards))
+    return {"shards": [f"{prefix}/{shard.name}.h5" for shard in shards]}
+
+
 def legacy_model_dir(wildcards):
-    """The user's legacy model directory if configured, else the one we train."""
+    """The user's legacy model directory (or a TF checkpoint prefix: its ``.index`` file) if configured,
+    else the one we train."""
     given = config["families"][wildcards.family]["archs"][wildcards.arch].get("legacy_model")
+    if given and not Path(given).exists() and Path(f"{given}.index").exists():
+        return f"{given}.index"
     return given or f"results/{wildcards.family}/{wildcards.dataset}_{wildcards.arch}/legacy_model"
 
 

@@ -46,6 +46,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import google_crc32c
 import numpy as np
@@ -134,8 +135,8 @@ def mask_crc(crc: int) -> int:
 def resolve_checkpoint_prefix(path: str | Path) -> Path:
     """Turn a prefix, a ``.index`` path, a ``.data-*`` path or a directory into a checkpoint prefix.
 
-    A directory must hold a ``checkpoint`` state file (its ``model_checkpoint_path`` is used) or exactly
-    one ``.index`` file.
+    A directory must hold a ``checkpoint`` state file (its ``model_checkpoint_path`` is used), exactly
+    one ``.index`` file, or be a SavedModel folder (``variables/variables.index``).
     """
     path = Path(path)
     if path.is_dir():
@@ -151,6 +152,9 @@ def resolve_checkpoint_prefix(path: str | Path) -> Path:
                 raise FormatError(f"{state}: unreadable checkpoint state file ({err})") from None
             return latest if latest.is_absolute() else path / latest
         indexes = sorted(path.glob("*.index"))
+        saved_model = path / "variables" / "variables.index"
+        if not indexes and saved_model.is_file():
+            return saved_model.with_suffix("")  # a SavedModel folder
         if len(indexes) != 1:
             raise FormatError(
                 f"{path}: expected a 'checkpoint' state file or one .index file, found {indexes}"
@@ -473,6 +477,8 @@ NON_LAYER_EDGES = frozenset(
 )
 # Edges into wrapper objects that add no Keras name scope (Sequential's inner Functional).
 TRANSPARENT_EDGES = frozenset({"_functional"})
+# Edges into flat lists of a model's variables (a Keras 2 SavedModel's root has them): followed last.
+AGGREGATE_EDGES = frozenset({"variables", "trainable_variables", "non_trainable_variables"})
 
 
 def _is_list_node(node: GraphNode) -> bool:
@@ -481,17 +487,30 @@ def _is_list_node(node: GraphNode) -> bool:
 
 
 def _walk_variables(nodes: list[GraphNode], start: int, skip: frozenset[str]) -> dict[int, list[str]]:
-    """Breadth-first from ``start``: for each variable node, the first edge path that reaches it."""
+    """Breadth-first from ``start``: for each variable node, the first edge path that reaches it.
+
+    Edges in ``AGGREGATE_EDGES`` are followed only after every other path is exhausted, so a variable
+    keeps its layer path when a flat variable list reaches it too."""
     paths: dict[int, list[str]] = {start: []}
     queue = deque([start])
+    deferred: deque[tuple[int, str, int]] = deque()
     found: dict[int, list[str]] = {}
-    while queue:
+    while queue or deferred:
+        if not queue:
+            parent, local_name, child = deferred.popleft()
+            if child not in paths:
+                paths[child] = [*paths[parent], local_name]
+                queue.append(child)
+            continue
         node_id = queue.popleft()
         node = nodes[node_id]
         if node.variable() is not None and node_id != start:
             found[node_id] = paths[node_id]
         for local_name, child in node.children:
             if local_name in skip or child in paths:
+                continue
+            if local_name in AGGREGATE_EDGES:
+                deferred.append((node_id, local_name, child))
                 continue
             paths[child] = [*paths[node_id], local_name]
             queue.append(child)
@@ -540,7 +559,15 @@ def _canonical_names(nodes: list[GraphNode], start: int, found: dict[int, list[s
     else:
         if len(set(from_full_name.values())) == len(from_full_name):
             return from_full_name
-    return {node_id: "/".join(p.lstrip("_") for p in parts) for node_id, parts in components.items()}
+    return _graph_names(nodes, start, found)
+
+
+def _graph_names(nodes: list[GraphNode], start: int, found: dict[int, list[str]]) -> dict[int, str]:
+    """Name each variable node by its naming edges from the model, leading underscores dropped."""
+    return {
+        node_id: "/".join(p.lstrip("_") for p in _naming_components(nodes, start, path))
+        for node_id, path in found.items()
+    }
 
 
 def _read_by_node(index: BundleIndex, nodes: list[GraphNode], named: dict[int, str]) -> dict[str, np.ndarray]:
@@ -552,18 +579,24 @@ def _read_by_node(index: BundleIndex, nodes: list[GraphNode], named: dict[int, s
     return {name: values[key] for name, key in sorted(keys.items())}
 
 
-def read_layer_variables(path: str | Path, root: str | None = None) -> dict[str, np.ndarray]:
+def read_layer_variables(
+    path: str | Path, root: str | None = None, naming: Literal["auto", "graph"] = "auto"
+) -> dict[str, np.ndarray]:
     """The model's variables keyed ``<layer path>/<variable name>`` (e.g. ``conv1d/kernel``).
 
     Found by walking the object graph from the model object, so a variable stored only under the
     optimizer's path is still found; optimizer and metric state are excluded. ``root`` is the edge path
     of the model from the checkpoint root (``"model"`` for ``tf.train.Checkpoint(model=m)``); by default
-    the ``model`` child, or the root itself for Keras 2 ``save_weights`` checkpoints.
+    the ``model`` child, or the root itself for Keras 2 ``save_weights`` checkpoints. ``naming="graph"``
+    names every variable by its graph path (attribute names, e.g. ``LSTM1/forward_layer/cell/kernel``),
+    which is what identifies a variable of a subclassed model, whatever automatic layer name Keras gave it.
     """
     index = read_bundle_index(path)
     nodes = read_object_graph(path)
     start = _find_model_node(nodes, root, f"{index.prefix}.index")
     found = _walk_variables(nodes, start, NON_LAYER_EDGES)
+    if naming == "graph":
+        return _read_by_node(index, nodes, _graph_names(nodes, start, found))
     return _read_by_node(index, nodes, _canonical_names(nodes, start, found))
 
 

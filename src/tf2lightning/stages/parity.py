@@ -26,7 +26,8 @@ def check_parity(
 
     The family's model module provides ``PARITY_LAYERS`` (legacy layer -> torch module path and layout;
     or ``parity_layers(run)`` where the layer set depends on the config),
-    ``PARITY_OUTPUTS`` (legacy output name -> function of the port's output) and optionally
+    ``PARITY_OUTPUTS`` (legacy output name -> function of the port's output; or ``parity_outputs(run)``
+    where the outputs depend on the config) and optionally
     ``parity_inputs(reference_inputs) -> tuple`` (default: the reference inputs in order).
     """
     torch.set_num_threads(run.threads)
@@ -35,6 +36,7 @@ def check_parity(
     layers = getattr(model_module, "parity_layers", lambda run: model_module.PARITY_LAYERS)(run)
     table = parity_table(layers)
     make_inputs = getattr(model_module, "parity_inputs", lambda arrays: tuple(arrays.values()))
+    output_table = getattr(model_module, "parity_outputs", lambda run: model_module.PARITY_OUTPUTS)(run)
     atol = float(run.parity.get("atol", 1e-5))
     rtol = float(run.parity.get("rtol", 0.0))
     reports = {}
@@ -43,7 +45,7 @@ def check_parity(
         outputs, activations = capture_activations(
             model, {k: v.torch_path for k, v in table.items()}, make_inputs(reference.inputs)
         )
-        named = {name: fn(outputs) for name, fn in model_module.PARITY_OUTPUTS.items()}
+        named = {name: fn(outputs) for name, fn in output_table.items()}
         report = compare(reference, named, activations, table, atol=atol, rtol=rtol)
         reports[path.stem] = report
         log.info("%s: %s", path.stem, report.summary())

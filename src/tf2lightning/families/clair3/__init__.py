@@ -9,4 +9,6 @@ tensor sizes), architectures are the two networks ``P`` and ``F``. Modules (see 
 
 from tf2lightning.families.spec import FamilySpec
 
-SPEC = FamilySpec(legacy_framework="tensorflow", weight_sources={"ckpt": "ckpt"})
+# ``legacy_model`` itself is the source: a released model folder, a checkpoint prefix (``.index``) or a
+# Train.py SavedModel folder; ``weights.read_source`` finds the network's checkpoint in it.
+SPEC = FamilySpec(legacy_framework="tensorflow", weight_sources={"ckpt": "."})

@@ -1,11 +1,14 @@
 """The TensorFlow side of Clair3: the ``.bin`` training data, the two Keras networks, training, reference.
 
-TensorFlow/Keras only; never imports torch. ``Clair3_P`` and ``Clair3_F`` follow the published
-``clair3/model.py``: subclassed ``tf.keras.Model``s whose layers are attributes (so a TF checkpoint keys
-them by attribute path, e.g. ``res_block1/layers/0/conv1/kernel``), SELU dense layers, selu-activated
-head layers followed by one shared softmax, 'same' stride-2 convolutions and pyramid pooling built on
-``tf.nn.max_pool(..., 'SAME')``. Widths come from the arch config (defaults are the published sizes); each
-layer is given its attribute name as Keras name so reference activations can be found by it.
+TensorFlow/Keras only; never imports torch. ``Clair3_P`` and ``Clair3_F`` follow upstream's
+``clair3/model.py`` (HKU-BAL/Clair3 at bb9f969, the last TensorFlow version) on the Keras 2 API
+(``tf_keras``, what upstream ran): subclassed models whose layers are attributes, so their object graph is
+upstream's (``LSTM1/forward_layer/cell/kernel``, ``res_block1/layer_with_weights-0/conv1/kernel``) and
+``load_weights`` binds every variable of an upstream checkpoint. SELU dense layers, selu-activated head
+layers followed by one shared softmax (2 heads, or 4 with the indel-length heads), 'same' stride-2
+convolutions and pyramid pooling built on ``tf.nn.max_pool(..., 'SAME')``. Sizes come from the checkpoint
+(:func:`checkpoint.network_sizes`); each layer is given its attribute name as Keras name so reference
+activations can be found by it.
 """
 
 from __future__ import annotations
@@ -16,17 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import keras
 import numpy as np
 import tensorflow as tf
+import tf_keras as keras
 
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.families.clair3.bin_format import bin_path, check_bin, chunk_batches, read_bin, write_bin
+from tf2lightning.families.clair3.checkpoint import checkpoint_prefix, network_sizes
 from tf2lightning.families.clair3.labels import HEAD_SIZES, HEADS
 from tf2lightning.families.clair3.platform import TENSOR_FIELD, network_of, platform_of
 from tf2lightning.families.clair3.synthetic import generate_sites
 from tf2lightning.run import Run
-from tf2lightning.tfside.saving import save_tf_checkpoint
 
 SPLITS = ("train", "val", "test")
 SIDECAR = "dataset.json"
@@ -105,54 +108,44 @@ def _dense(units: int, name: str) -> keras.layers.Dense:
 
 
 class _Heads:
-    """The dense trunk end shared by both networks: L4, four L5 branches, four selu heads, softmax."""
+    """The dense trunk end shared by both networks: L4, one L5 branch and one selu head layer per head
+    (gt21, genotype, and with 4 heads the two indel-length heads), one shared softmax."""
 
-    def _build_heads(self, arch: dict[str, Any], l4_default: int) -> None:
-        l5 = int(arch.get("l5_units", 128))
+    def _build_heads(self, sizes: dict[str, Any]) -> None:
+        l5, self.n_heads = int(sizes["l5_units"]), int(sizes["heads"])
         self.L3_dropout = keras.layers.Dropout(0.2, name="L3_dropout")
-        self.L4 = _dense(int(arch.get("l4_units", l4_default)), "L4")
+        self.L4 = _dense(int(sizes["l4_units"]), "L4")
         self.L4_dropout = keras.layers.Dropout(0.5, name="L4_dropout")
-        self.L5_1 = _dense(l5, "L5_1")
-        self.L5_1_dropout = keras.layers.Dropout(0.2, name="L5_1_dropout")
-        self.L5_2 = _dense(l5, "L5_2")
-        self.L5_2_dropout = keras.layers.Dropout(0.2, name="L5_2_dropout")
-        self.L5_3 = _dense(l5, "L5_3")
-        self.L5_3_dropout = keras.layers.Dropout(0.2, name="L5_3_dropout")
-        self.L5_4 = _dense(l5, "L5_4")
-        self.L5_4_dropout = keras.layers.Dropout(0.2, name="L5_4_dropout")
-        self.Y_gt21_logits = _dense(HEAD_SIZES[0], "Y_gt21_logits")
-        self.Y_genotype_logits = _dense(HEAD_SIZES[1], "Y_genotype_logits")
-        self.Y_indel_length_logits_1 = _dense(HEAD_SIZES[2], "Y_indel_length_logits_1")
-        self.Y_indel_length_logits_2 = _dense(HEAD_SIZES[3], "Y_indel_length_logits_2")
+        for k in range(1, self.n_heads + 1):
+            setattr(self, f"L5_{k}", _dense(l5, f"L5_{k}"))
+            setattr(self, f"L5_{k}_dropout", keras.layers.Dropout(0.2, name=f"L5_{k}_dropout"))
+        for name, size in zip(HEAD_LAYERS[: self.n_heads], HEAD_SIZES, strict=False):
+            setattr(self, name, _dense(size, name))
         self.softmax = keras.layers.Softmax(name="softmax")
 
     def _heads(self, x: tf.Tensor, training: bool | None) -> list[tf.Tensor]:
         x = self.L4_dropout(self.L4(x), training=training)
-        branches = (
-            self.L5_1_dropout(self.L5_1(x), training=training),
-            self.L5_2_dropout(self.L5_2(x), training=training),
-            self.L5_3_dropout(self.L5_3(x), training=training),
-            self.L5_4_dropout(self.L5_4(x), training=training),
-        )
-        heads = (self.Y_gt21_logits, self.Y_genotype_logits, self.Y_indel_length_logits_1,
-                 self.Y_indel_length_logits_2)  # fmt: skip
-        return [self.softmax(head(branch)) for head, branch in zip(heads, branches, strict=True)]
+        return [
+            self.softmax(getattr(self, name)(getattr(self, f"L5_{k + 1}_dropout")(
+                getattr(self, f"L5_{k + 1}")(x), training=training)))
+            for k, name in enumerate(HEAD_LAYERS[: self.n_heads])
+        ]  # fmt: skip
 
 
 class Clair3_P(_Heads, keras.Model):
-    """Pileup network: two bidirectional LSTMs (128, 160 units), flatten, SELU dense, four heads."""
+    """Pileup network: two bidirectional LSTMs (published: 128, 160 units), flatten, SELU dense, heads."""
 
-    def __init__(self, arch: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, sizes: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(name="clair3_p", **kwargs)
         lstm = keras.layers.LSTM
         self.LSTM1 = keras.layers.Bidirectional(
-            lstm(int(arch.get("lstm1_units", 128)), return_sequences=True), name="LSTM1"
+            lstm(int(sizes["lstm1_units"]), return_sequences=True), name="LSTM1"
         )
         self.LSTM2 = keras.layers.Bidirectional(
-            lstm(int(arch.get("lstm2_units", 160)), return_sequences=True), name="LSTM2"
+            lstm(int(sizes["lstm2_units"]), return_sequences=True), name="LSTM2"
         )
         self.L3_dropout_flatten = keras.layers.Flatten(name="L3_dropout_flatten")
-        self._build_heads(arch, l4_default=128)
+        self._build_heads(sizes)
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
         x = tf.cast(x, tf.float32)
@@ -214,11 +207,11 @@ class PyramidPolling(keras.layers.Layer):  # the upstream spelling
 
 class Clair3_F(_Heads, keras.Model):
     """Full-alignment network: three stride-2 conv stages each followed by a residual block, pyramid
-    pooling, flatten, SELU dense, four heads. Input ``(depth, 33, 8)`` int8, divided by 100."""
+    pooling, flatten, SELU dense, heads. Input ``(depth, 33, 8)`` int8, divided by 100."""
 
-    def __init__(self, arch: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, sizes: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(name="clair3_f", **kwargs)
-        f1, f2, f3 = (int(f) for f in arch.get("conv_filters", (64, 128, 256)))
+        f1, f2, f3 = (int(f) for f in sizes["conv_filters"])
         self.conv1 = BasicConv2D(f1, 3, 2, name="conv1")
         self.res_block1 = make_basic_block_layer(f1, 1, "res_block1")
         self.conv3 = BasicConv2D(f2, 3, 2, name="conv3")
@@ -227,7 +220,7 @@ class Clair3_F(_Heads, keras.Model):
         self.res_block3 = make_basic_block_layer(f3, 1, "res_block3")
         self.pyramidpolling = PyramidPolling(name="pyramidpolling")
         self.flatten = keras.layers.Flatten(name="flatten")
-        self._build_heads(arch, l4_default=256)
+        self._build_heads(sizes)
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
         x = tf.cast(x, tf.float32) / NORMALIZE_NUM
@@ -238,10 +231,11 @@ class Clair3_F(_Heads, keras.Model):
         return self._heads(x, training)
 
 
-def build_keras_model(run: Run) -> keras.Model:
-    """The run's network, built on its input shape."""
+def build_keras_model(run: Run, legacy: Path | None = None) -> keras.Model:
+    """The run's network, built on its input shape, sized by the checkpoint in ``legacy`` (default: the
+    arch's ``legacy_model``) or else by the arch config."""
     network = network_of(run)
-    model = (Clair3_P if network == "P" else Clair3_F)(dict(run.arch))
+    model = (Clair3_P if network == "P" else Clair3_F)(network_sizes(run, legacy))
     shape = platform_of(run).input_shape(network)
     model(np.zeros((1, *shape), dtype=np.int8), training=False)
     return model
@@ -253,47 +247,54 @@ def compile_for_training(run: Run, model: keras.Model) -> keras.Model:
     model.compile(
         jit_compile=False,
         optimizer=keras.optimizers.Adam(float(run.arch.get("legacy_lr", 1e-3))),
-        loss=["categorical_crossentropy"] * len(HEADS),
+        loss=["categorical_crossentropy"] * model.n_heads,
     )
     return model
 
 
 def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
-    """Train briefly with ``fit`` (Adam, categorical cross-entropy per head) and save ``ckpt/`` as a TF
-    object checkpoint (``tf.train.Checkpoint(model=..., optimizer=...)``) plus ``history.json``."""
+    """Train briefly with ``fit`` (Adam, categorical cross-entropy per head) and save the model as upstream
+    does (:func:`save_checkpoint`, optimizer state included) plus ``history.json``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(run.seed)
     model = compile_for_training(run, build_keras_model(run))
     x_train, y_train = load_split(run, data_dir, "train")
     x_val, y_val = load_split(run, data_dir, "val")
+    heads = model.n_heads
     history = model.fit(
         x_train,
-        y_train,
-        validation_data=(x_val, y_val),
+        y_train[:heads],
+        validation_data=(x_val, y_val[:heads]),
         batch_size=int(run.arch.get("legacy_batch_size", 64)),
         epochs=int(run.arch.get("legacy_epochs", 1)),
         verbose=0,
     )
-    save_checkpoint(model, out_dir, model.optimizer)
+    save_checkpoint(model, out_dir)
     with atomic_path(out_dir / "history.json") as tmp:
         logs = {key: [float(v) for v in values] for key, values in history.history.items()}
         tmp.write_text(json.dumps(logs, indent=2) + "\n")
 
 
-def save_checkpoint(model: keras.Model, out_dir: Path, optimizer: Any = None) -> None:
-    """``out_dir/ckpt``: a TF object checkpoint of the model (and optimizer), as Clair3 saves them."""
-    objects = {"model": model} if optimizer is None else {"model": model, "optimizer": optimizer}
-    save_tf_checkpoint(Path(out_dir) / "ckpt", **objects)
+def save_checkpoint(model: keras.Model, out_dir: Path) -> None:
+    """``out_dir/<pileup|full_alignment>.*``: ``model.save_weights(prefix)``, as upstream's released model
+    folders hold them (no ``checkpoint`` state file)."""
+    kind = "pileup" if isinstance(model, Clair3_P) else "full_alignment"
+    model.save_weights(str(Path(out_dir) / kind))
+    (Path(out_dir) / "checkpoint").unlink(missing_ok=True)
 
 
 def load_model(run: Run, model_dir: Path) -> keras.Model:
-    """The network restored from ``model_dir/ckpt`` (every model variable must be matched)."""
-    model = build_keras_model(run)
-    prefix = tf.train.latest_checkpoint(str(Path(model_dir) / "ckpt"))
-    if prefix is None:
-        raise FileNotFoundError(f"{Path(model_dir) / 'ckpt'}: no TF checkpoint")
-    tf.train.Checkpoint(model=model).restore(prefix).expect_partial().assert_existing_objects_matched()
+    """The network restored from ``model_dir`` (a released model folder, a checkpoint prefix or a Train.py
+    SavedModel folder; see :mod:`checkpoint`). Every model variable must be bound; the checkpoint's
+    optimizer state is ignored."""
+    model = build_keras_model(run, model_dir)
+    prefix = checkpoint_prefix(model_dir, network_of(run))
+    status = model.load_weights(str(prefix))
+    try:
+        status.expect_partial().assert_existing_objects_matched()
+    except AssertionError as error:
+        raise ValueError(f"{prefix}: does not bind every variable of {model.name}: {error}") from None
     return model
 
 
@@ -317,7 +318,8 @@ def reference(run: Run, model_dir: Path, data_dir: Path, out_h5: Path) -> None:
     model = load_model(run, model_dir)
     tensors, _ = load_split(run, data_dir, "test")
     probe = {TENSOR_FIELD[network]: tensors[: int(run.parity.get("n_probe", 32))]}
-    outputs, layers = run_with_activations(model, probe, PARITY_LAYER_NAMES[network])
-    named = dict(zip(HEADS, outputs.values(), strict=True))
+    names = [n for n in PARITY_LAYER_NAMES[network] if hasattr(model, n)]
+    outputs, layers = run_with_activations(model, probe, names)
+    named = dict(zip(list(HEADS)[: model.n_heads], outputs.values(), strict=True))
     attrs = {"keras_version": keras.__version__, "model": model.name, "network": network}
     write_reference_arrays(out_h5, probe, named, layers, attrs)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tf2lightning.core.parity import channels_first_to_last
+from tf2lightning.families.clair3.checkpoint import network_sizes
 from tf2lightning.families.clair3.labels import HEAD_SIZES, HEADS
 from tf2lightning.families.clair3.platform import TENSOR_FIELD, network_of, platform_of
 from tf2lightning.run import Run
@@ -114,37 +115,42 @@ class SeluDense(nn.Linear):
 
 
 class Heads(nn.Module):
-    """L4 (SELU, dropout 0.5), four L5 branches (SELU, dropout 0.2) and four SELU heads."""
+    """L4 (SELU, dropout 0.5), one L5 branch (SELU, dropout 0.2) and one SELU head layer per head: the
+    first ``heads`` of ``labels.HEADS`` (4, or 2 for upstream's pileup models: gt21 and genotype)."""
 
-    def __init__(self, in_features: int, l4_units: int, l5_units: int) -> None:
+    def __init__(self, in_features: int, l4_units: int, l5_units: int, heads: int = len(HEADS)) -> None:
         super().__init__()
         self.l4 = SeluDense(in_features, l4_units)
         self.l4_dropout = nn.Dropout(0.5)
-        self.l5 = nn.ModuleList(SeluDense(l4_units, l5_units) for _ in HEADS)
+        self.l5 = nn.ModuleList(SeluDense(l4_units, l5_units) for _ in range(heads))
         self.l5_dropout = nn.Dropout(0.2)
-        self.y = nn.ModuleList(SeluDense(l5_units, size) for size in HEAD_SIZES)
+        self.y = nn.ModuleList(SeluDense(l5_units, size) for size in HEAD_SIZES[:heads])
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         x = self.l4_dropout(self.l4(x))
-        gt21, genotype, indel_1, indel_2 = (
-            head(self.l5_dropout(branch(x))) for branch, head in zip(self.l5, self.y, strict=True)
-        )
-        return gt21, genotype, indel_1, indel_2
+        return tuple(head(self.l5_dropout(branch(x))) for branch, head in zip(self.l5, self.y, strict=True))
 
 
 class Clair3P(nn.Module):
     """Pileup network: ``(N, 33, 18)`` counts -> two BiLSTMs -> flatten -> heads."""
 
     def __init__(
-        self, positions: int, channels: int, lstm1_units: int, lstm2_units: int, l4_units: int, l5_units: int
+        self,
+        positions: int,
+        channels: int,
+        lstm1_units: int,
+        lstm2_units: int,
+        l4_units: int,
+        l5_units: int,
+        heads: int = len(HEADS),
     ) -> None:
         super().__init__()
         self.lstm1 = nn.LSTM(channels, lstm1_units, batch_first=True, bidirectional=True)
         self.lstm2 = nn.LSTM(2 * lstm1_units, lstm2_units, batch_first=True, bidirectional=True)
         self.l3_dropout = nn.Dropout(0.2)
-        self.heads = Heads(positions * 2 * lstm2_units, l4_units, l5_units)
+        self.heads = Heads(positions * 2 * lstm2_units, l4_units, l5_units, heads)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         x, _ = self.lstm1(x.float())
         x, _ = self.lstm2(x)
         return self.heads(self.l3_dropout(x).flatten(1))
@@ -163,6 +169,7 @@ class Clair3F(nn.Module):
         conv_filters: tuple[int, int, int],
         l4_units: int,
         l5_units: int,
+        heads: int = len(HEADS),
     ) -> None:
         super().__init__()
         f1, f2, f3 = conv_filters
@@ -177,9 +184,9 @@ class Clair3F(nn.Module):
         height, width = depth, positions
         for _ in range(3):
             height, width = -(-height // 2), -(-width // 2)
-        self.heads = Heads(f3 * PyramidPooling.n_cells(height, width), l4_units, l5_units)
+        self.heads = Heads(f3 * PyramidPooling.n_cells(height, width), l4_units, l5_units, heads)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         x = x.float().permute(0, 3, 1, 2) / NORMALIZE_NUM  # NHWC -> NCHW
         x = self.res_block1(self.conv1(x))
         x = self.res_block2(self.conv3(x))
@@ -188,27 +195,19 @@ class Clair3F(nn.Module):
 
 
 def build(run: Run) -> Clair3P | Clair3F:
-    """The run's network with the widths of ``run.arch`` (defaults: the published sizes)."""
-    arch, platform = run.arch, platform_of(run)
-    l5 = int(arch.get("l5_units", 128))
+    """The run's network, sized by its ``legacy_model`` checkpoint when it has one, else by ``run.arch``
+    (defaults: the published widths); see :func:`checkpoint.network_sizes`."""
+    platform, sizes = platform_of(run), network_sizes(run)
+    common = {
+        "l4_units": int(sizes["l4_units"]),
+        "l5_units": int(sizes["l5_units"]),
+        "heads": int(sizes["heads"]),
+    }
     if network_of(run) == "P":
-        return Clair3P(
-            platform.positions,
-            platform.pileup_channels,
-            int(arch.get("lstm1_units", 128)),
-            int(arch.get("lstm2_units", 160)),
-            int(arch.get("l4_units", 128)),
-            l5,
-        )
-    f1, f2, f3 = (int(f) for f in arch.get("conv_filters", (64, 128, 256)))
-    return Clair3F(
-        platform.depth,
-        platform.positions,
-        platform.fa_channels,
-        (f1, f2, f3),
-        int(arch.get("l4_units", 256)),
-        l5,
-    )
+        lstm = int(sizes["lstm1_units"]), int(sizes["lstm2_units"])
+        return Clair3P(platform.positions, platform.pileup_channels, *lstm, **common)
+    f1, f2, f3 = (int(f) for f in sizes["conv_filters"])
+    return Clair3F(platform.depth, platform.positions, platform.fa_channels, (f1, f2, f3), **common)
 
 
 def example_inputs(run: Run) -> tuple[Tensor, ...]:
@@ -257,10 +256,23 @@ PARITY_OUTPUTS: dict[str, Callable[[tuple[Tensor, ...]], Tensor]] = {
 }
 
 
+def parity_outputs(run: Run) -> dict[str, Callable[[tuple[Tensor, ...]], Tensor]]:
+    """``PARITY_OUTPUTS`` of the heads the run's network has (2 or 4)."""
+    return dict(list(PARITY_OUTPUTS.items())[: int(network_sizes(run)["heads"])])
+
+
 def parity_layers(run: Run) -> dict[str, tuple[str, Callable[[Tensor], Tensor]]]:
     """The Keras-layer -> torch-module table of the run's network (the two networks share no trunk
     layer, so the parity stage asks for this instead of one ``PARITY_LAYERS``)."""
-    return PARITY_LAYERS_BY_NETWORK[network_of(run)]
+    heads = int(network_sizes(run)["heads"])
+    absent = {f"L5_{k + 1}" for k in range(heads, len(HEADS))} | {
+        f"heads.y.{k}" for k in range(heads, len(HEADS))
+    }
+    return {
+        name: entry
+        for name, entry in PARITY_LAYERS_BY_NETWORK[network_of(run)].items()
+        if name not in absent and entry[0] not in absent
+    }
 
 
 def parity_inputs(arrays: dict[str, object]) -> tuple[Tensor, ...]:
