@@ -236,7 +236,16 @@ D3_RUN = Run(
     "deepstarr",
     "Tran",
     dataset={"n_train": 12, "n_valid": 4, "n_test": 4},
-    arch={"dim": 16, "n_blocks": 1, "heads": 2, "legacy_steps": 1, "legacy_batch_size": 4},
+    arch={
+        "hidden_size": 16,
+        "cond_dim": 16,
+        "n_blocks": 1,
+        "n_heads": 2,
+        "conv_width": 8,
+        "dropout": 0.0,
+        "legacy_steps": 1,
+        "legacy_batch_size": 4,
+    },
     train={"lr": 1e-3, "warmup": 2, "ema_decay": 0.9, "gradient_clip": 1.0, "batch_size": 4},
     threads=1,
 )

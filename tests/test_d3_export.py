@@ -17,7 +17,8 @@ from tf2lightning.stages.weights import export_model
 
 @pytest.mark.parametrize("arch", ["Tran", "Conv"])
 def test_exports_match_eager_at_another_batch_size(tmp_path: Path, arch: str) -> None:
-    run = Run("d3", "mpra", arch, arch={"dim": 8, "n_blocks": 2, "heads": 2}, seed=3, threads=1)
+    sizes = {"hidden_size": 8, "cond_dim": 8, "n_blocks": 2, "n_heads": 2, "conv_width": 8}
+    run = Run("d3", "mpra", arch, arch=sizes, seed=3, threads=1)
     torch.manual_seed(0)
     model = build(run)
     with torch.no_grad():  # adaLN-Zero starts at the identity: perturb so every layer matters
@@ -35,6 +36,6 @@ def test_exports_match_eager_at_another_batch_size(tmp_path: Path, arch: str) ->
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     feeds = {node.name: a for node, a in zip(session.get_inputs(), arrays.values(), strict=True)}
     (onnx_out,) = session.run(None, feeds)
-    assert expected.shape == (5, 200, 5)
+    assert expected.shape == (5, 200, 4)
     np.testing.assert_allclose(scripted, expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(onnx_out, expected, atol=1e-5, rtol=0)

@@ -31,11 +31,11 @@ def train_batch(run: Run, h5: Path, batch_size: int) -> dict[str, np.ndarray]:
 def torch_plain_step(run: Run, model: Any, batch: dict[str, Any]) -> Callable[[], float]:
     """Successive steps of the plain loop (``training.plain_step``: lr warm-up, loss, backward, clipping,
     AdamW, EMA) on ``batch``, with the settings Lightning trains with (``run.train``)."""
-    from tf2lightning.families.d3.training import Settings, plain_step
+    from tf2lightning.families.d3.training import Settings, noise_parameter, plain_step, trainable
 
     settings = Settings.from_run(run)
-    optimizer = settings.optimizer(model.parameters())
-    shadow = [p.detach().clone() for p in model.parameters()]
+    optimizer = settings.optimizer([*model.parameters(), noise_parameter()])
+    shadow = [p.detach().clone() for p in trainable(model)]
     counter = itertools.count()
     seq, activity = batch["seq"], batch["activity"]
     return lambda: plain_step(model, optimizer, shadow, settings, seq, activity, next(counter))

@@ -1,13 +1,16 @@
-"""Original-format D3 checkpoints <-> Lightning checkpoints of ``lit.D3Module`` (torch only).
+"""Upstream D3 checkpoints <-> Lightning checkpoints of ``lit.D3Module`` (torch only).
 
-Original: ``{"model": state_dict, "ema": {"decay", "num_updates", "shadow_params"}, "optimizer": AdamW
-state, "step": int, "config": run dict}``. Lightning: ``state_dict`` with ``net.*`` (the trained weights) and
-``ema.*`` (the shadow parameters by name), ``optimizer_states`` (the same AdamW state: ``net`` has the
-plain model's parameter order), ``global_step`` and the fit loop's progress counters at that step, so
+Upstream (``utils1.save_checkpoint``): ``{"model": state_dict, "ema": {"decay", "num_updates",
+"shadow_params"}, "optimizer": AdamW state over the model's parameters and then the noise's ``empty``,
+"step": int}``; the config lives beside it in ``<run>/hydra/config.yaml``. Lightning: ``state_dict`` with
+``net.*`` (the trained weights), ``ema.*`` (the shadow parameters by name, the rest as in ``model``) and
+``noise_empty``, ``optimizer_states`` (the same AdamW state: the module's optimizer has upstream's
+parameter order), ``global_step`` and the fit loop's progress counters at that step, so
 ``Trainer.fit(ckpt_path=...)`` resumes at ``step`` with the same random stream (``diffusion.step_generator``).
+The learning rate, a ``numpy.float64`` in upstream's files, is stored as a float.
 
-    python -m tf2lightning.families.d3.checkpoint to-lightning checkpoint.pth converted.ckpt
-    python -m tf2lightning.families.d3.checkpoint to-original last.ckpt checkpoint.pth
+    python -m tf2lightning.families.d3.checkpoint to-lightning <run folder or checkpoint_N.pth> converted.ckpt
+    python -m tf2lightning.families.d3.checkpoint to-original last.ckpt <run>/checkpoints/checkpoint.pth
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import torch
 
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.errors import FormatError
-from tf2lightning.run import run_from_dict
+from tf2lightning.families.d3 import runfolder
 
-ORIGINAL_KEYS = ("model", "ema", "optimizer", "step", "config")
+ORIGINAL_KEYS = runfolder.CHECKPOINT_KEYS
 LIGHTNING_KEYS = ("state_dict", "optimizer_states", "global_step")
 
 
@@ -47,25 +50,18 @@ def _fit_loop_state(step: int) -> dict[str, Any]:
     return state
 
 
-def param_names(original: dict[str, Any]) -> list[str]:
-    """The model's parameter names in ``parameters()`` order (the order of the EMA shadow list)."""
-    from tf2lightning.families.d3.model import build
-
-    return [name for name, _ in build(run_from_dict(original["config"])).named_parameters()]
-
-
 def to_lightning(original: dict[str, Any], path: str = "<original>") -> dict[str, Any]:
     """An original-format checkpoint dict -> a Lightning checkpoint dict (tensors shared, not copied)."""
     _check(original, ORIGINAL_KEYS, path)
-    names = param_names(original)
-    shadow = original["ema"]["shadow_params"]
-    if len(shadow) != len(names):
-        raise FormatError(f"{path}: ema.shadow_params has {len(shadow)} tensors, the model {len(names)}")
-    ema = dict(original["model"])
-    ema.update(zip(names, shadow, strict=True))
+    ema = runfolder.ema_state(original, path)
     step = int(original["step"])
     state_dict = {f"net.{k}": v for k, v in original["model"].items()}
     state_dict.update({f"ema.{k}": v for k, v in ema.items()})
+    state_dict["noise_empty"] = torch.tensor(0.0)
+    optimizer = {
+        "state": original["optimizer"]["state"],
+        "param_groups": [{**g, "lr": float(g["lr"])} for g in original["optimizer"]["param_groups"]],
+    }
     return {
         "epoch": 0,
         "global_step": step,
@@ -73,9 +69,9 @@ def to_lightning(original: dict[str, Any], path: str = "<original>") -> dict[str
         "state_dict": state_dict,
         "loops": {"fit_loop": _fit_loop_state(step)},
         "callbacks": {},
-        "optimizer_states": [original["optimizer"]],
+        "optimizer_states": [optimizer],
         "lr_schedulers": [],
-        "d3_original": {"ema_decay": original["ema"]["decay"], "config": original["config"]},
+        "d3_original": {"ema_decay": float(original["ema"]["decay"]), "config": original.get("config")},
     }
 
 
@@ -85,8 +81,8 @@ def to_original(lightning: dict[str, Any], path: str = "<lightning>") -> dict[st
     meta = lightning["d3_original"]
     state = lightning["state_dict"]
     model = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
-    original = {"config": meta["config"], "model": model}
-    names = param_names(original)
+    original: dict[str, Any] = {"model": model}
+    names = runfolder.trainable_names(model)
     missing = [n for n in names if f"ema.{n}" not in state]
     if missing:
         raise FormatError(f"{path}: state_dict lacks EMA parameters {missing[:3]}...")
@@ -103,17 +99,26 @@ def to_original(lightning: dict[str, Any], path: str = "<lightning>") -> dict[st
     return original
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A checkpoint dict read with ``weights_only=True`` and upstream's numpy allow-list."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(runfolder.numpy_globals()):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a bad file
         raise FormatError(f"{path}: not a loadable torch checkpoint ({error})") from None
+    if not isinstance(checkpoint, dict):
+        raise FormatError(f"{path}: not a checkpoint dict ({type(checkpoint).__name__})")
+    _check(checkpoint, keys, str(path))
+    return checkpoint
 
 
 def convert_file(direction: str, source: Path, target: Path) -> None:
     """``to-lightning`` or ``to-original``: read ``source``, write ``target`` atomically."""
-    convert = to_lightning if direction == "to-lightning" else to_original
-    result = convert(_load(source), str(source))
+    if direction == "to-lightning":
+        _, source = runfolder.resolve(Path(source))
+        result = to_lightning(_load(source, ORIGINAL_KEYS), str(source))
+    else:
+        result = to_original(_load(source, LIGHTNING_KEYS), str(source))
     with atomic_path(target) as tmp:
         torch.save(result, tmp)
 

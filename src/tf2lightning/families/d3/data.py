@@ -1,12 +1,15 @@
 """D3 data: the upstream dataset file -> one HDF5 table, and the LightningDataModule.
 
 HDF5 layout (one row per sequence, one chunk per row): ``seq`` uint8 ``(L,)`` (A,C,G,T -> 0..3)
-Bitshuffle-LZ4, ``activity`` float32 ``(n_act,)``, ``split`` uint8; attributes ``splits``, ``length``,
-``activities``, ``kind``, ``source``.
+Bitshuffle-LZ4, ``activity`` float32 (upstream's label: ``(n_act,)``, or promoter's ``(L, 1)`` track),
+``split`` uint8; attributes ``splits``, ``length``, ``activities``, ``kind``, ``source``, ``n_unknown``
+(``N`` positions read as ``A``, upstream's argmax) and ``missing_splits`` (a file without a test split is
+accepted: upstream trains on train and valid only).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,8 +17,11 @@ import numpy as np
 
 from tf2lightning.core.hdf5_store import Field, H5Writer
 from tf2lightning.families.d3 import upstream
-from tf2lightning.families.d3.datasets import dataset_kind
+from tf2lightning.families.d3.datasets import dataset_kind, label_shape
 from tf2lightning.run import Run
+
+log = logging.getLogger(__name__)
+REQUIRED_SPLITS = ("train", "valid")
 
 if TYPE_CHECKING:
     from tf2lightning.families.d3.datamodule import SequenceDataModule
@@ -26,7 +32,7 @@ def convert(run: Run, legacy_dir: Path, out_h5: Path) -> None:
     kind = dataset_kind(run)
     fields = {
         "seq": Field(np.uint8, (kind.length,), "bitshuffle-lz4"),
-        "activity": Field(np.float32, (len(kind.activities),)),
+        "activity": Field(np.float32, label_shape(kind)),
         "split": Field(np.uint8),
     }
     attrs = {
@@ -36,10 +42,25 @@ def convert(run: Run, legacy_dir: Path, out_h5: Path) -> None:
         "kind": kind.layout,
         "source": str(legacy_dir),
     }
+    present = [s for s in upstream.SPLITS if s in REQUIRED_SPLITS or upstream.has_split(kind, legacy_dir, s)]
+    n_unknown = 0
+    parts = []
+    for split_id, split in enumerate(upstream.SPLITS):
+        if split in present:
+            seqs, activity, unknown = upstream.read_split_counted(kind, legacy_dir, split)
+            n_unknown += unknown
+            parts.append({"seq": seqs, "activity": activity, "split": np.full(len(seqs), split_id, np.uint8)})
+    missing = [s for s in upstream.SPLITS if s not in present]
+    log.info(
+        "%s: %d N positions read as A (upstream's argmax); missing splits: %s",
+        legacy_dir,
+        n_unknown,
+        missing or "none",
+    )
+    attrs.update(n_unknown=n_unknown, missing_splits=missing)
     with H5Writer(out_h5, fields, attrs) as out:
-        for split_id, split in enumerate(upstream.SPLITS):
-            seqs, activity = upstream.read_split(kind, legacy_dir, split)
-            out.append({"seq": seqs, "activity": activity, "split": np.full(len(seqs), split_id, np.uint8)})
+        for part in parts:
+            out.append(part)
 
 
 def make_datamodule(run: Run, h5: Path, **extras: Path) -> SequenceDataModule:

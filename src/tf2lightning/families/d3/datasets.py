@@ -19,8 +19,8 @@ class DatasetKind:
     """One upstream dataset.
 
     ``layout`` names the upstream file layout (see ``legacy``): ``deepstarr`` (``X_*`` one-hot ``(N, 4, L)``,
-    ``Y_*``), ``mpra`` (``x_*`` one-hot ``(N, L, 4)``, ``y_*``) or ``promoter`` (NPZ, ``(N, L, 5)``: one-hot
-    plus the expression signal track). ``motifs`` are planted, one per activity; ``oracle`` picks the
+    ``Y_*``), ``mpra`` (``x_*`` one-hot ``(N, L, 4)``, ``y_*``) or ``promoter`` (NPZ items ``(N, L, 6)``:
+    one-hot plus two signal tracks). ``motifs`` are planted, one per activity; ``oracle`` picks the
     oracle CNN style.
     """
 
@@ -53,13 +53,23 @@ KINDS: dict[str, DatasetKind] = {
     "promoter": DatasetKind(
         length=1024,
         activities=("expression",),
-        file="promoter_data.npz",
+        file="promoter_items.npz",
         layout="promoter",
         motifs=("TATAAAAG",),
         oracle="deepstarr",  # held-out r 0.83 in the demo; the MPRA-style CNN reached 0.62
         max_count=8,
     ),
 }
+
+
+def label_shape(kind: DatasetKind) -> tuple[int, ...]:
+    """Upstream's per-sequence label: the activities, or promoter's ``(L, 1)`` signal track."""
+    return (kind.length, 1) if kind.layout == "promoter" else (len(kind.activities),)
+
+
+def activity_of(kind: DatasetKind, labels):
+    """Labels ``(N, *label_shape)`` -> activities ``(N, n_act)`` (promoter: the track's total)."""
+    return labels.sum(1) if kind.layout == "promoter" else labels
 
 
 def dataset_kind(run: Run) -> DatasetKind:

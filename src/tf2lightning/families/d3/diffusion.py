@@ -9,7 +9,6 @@ step draws the same numbers on CPU and GPU and the plain loop, Lightning and a r
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +30,38 @@ class LogLinearNoise:
 
     def rate(self, t: Tensor) -> Tensor:
         return (1 - self.eps) / (1 - (1 - self.eps) * t)
+
+
+@dataclass(frozen=True)
+class GeometricNoise:
+    """Upstream's noise: ``sigma_bar(t) = sigma_min^(1-t) sigma_max^t``, rate ``sigma_bar(t) ln(max/min)``."""
+
+    sigma_min: float = 1e-4
+    sigma_max: float = 20.0
+
+    def _sigmas(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        sigmas = torch.tensor([self.sigma_min, self.sigma_max], dtype=torch.float32, device=t.device)
+        return sigmas[0], sigmas[1]
+
+    def total(self, t: Tensor) -> Tensor:
+        low, high = self._sigmas(t)
+        return low ** (1 - t) * high**t
+
+    def rate(self, t: Tensor) -> Tensor:
+        low, high = self._sigmas(t)
+        return low ** (1 - t) * high**t * (high.log() - low.log())
+
+
+Noise = LogLinearNoise | GeometricNoise
+
+
+def make_noise(name: str, sigma_min: float = 1e-4, sigma_max: float = 20.0, eps: float = 1e-3) -> Noise:
+    """``geometric`` (upstream's) or ``loglinear``."""
+    if name == "geometric":
+        return GeometricNoise(float(sigma_min), float(sigma_max))
+    if name == "loglinear":
+        return LogLinearNoise(float(eps))
+    raise ConfigError(f"unknown noise {name!r}; expected 'geometric' or 'loglinear'")
 
 
 def _uniform(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Tensor:
@@ -138,10 +169,26 @@ class UniformGraph(Graph):
         return _integers(self.n_tokens, shape, generator, device)
 
     def reverse_probs(self, xt: Tensor, score: Tensor, rate_dt: Tensor) -> Tensor:
+        """Upstream's Euler step: ``one_hot(x) + dt * rate * reverse rate`` (unnormalised, unclamped)."""
         jump = score * rate_dt[:, None, None] / self.n_tokens
         jump = jump.scatter(-1, xt[..., None], 0.0)
-        stay = (1 - jump.sum(-1, keepdim=True)).clamp(min=0)
-        return jump.scatter(-1, xt[..., None], stay)
+        return jump.scatter(-1, xt[..., None], 1 - jump.sum(-1, keepdim=True))
+
+    def transition(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """Row ``x`` of ``exp(sigma Q)``: ``(1 - e^-sigma) / n`` off ``x``, the rest on ``x``."""
+        move = (-torch.expm1(-sigma))[:, None, None] / self.n_tokens
+        off = move.expand(*x.shape, self.n_tokens).scatter(-1, x[..., None], 0.0)
+        return off.scatter(-1, x[..., None], 1 - off.sum(-1, keepdim=True))
+
+    def staggered_score(self, score: Tensor, dsigma: Tensor) -> Tensor:
+        """``p_{sigma - dsigma}(z) / p_sigma(x)`` from the score: ``e^{-dsigma Q}`` applied to it."""
+        epow = (-dsigma).exp()[:, None, None]
+        return (epow - 1) / (self.n_tokens * epow) * score.sum(-1, keepdim=True) + score / epow
+
+    def analytic_probs(self, xt: Tensor, score: Tensor, sigma_t: Tensor, sigma_s: Tensor) -> Tensor:
+        """Upstream's analytic (Tweedie) step from ``sigma_t`` to ``sigma_s``: unnormalised probabilities."""
+        dsigma = sigma_t - sigma_s
+        return self.staggered_score(score, dsigma) * self.transition(xt, dsigma)
 
 
 GRAPHS: dict[str, type[Graph]] = {"absorbing": AbsorbingGraph, "uniform": UniformGraph}
@@ -153,66 +200,89 @@ def make_graph(name: str) -> Graph:
     return GRAPHS[name]()
 
 
+LOSS_T_EPS = 1e-3  # upstream's loss draws t ~ U(1e-3, 1)
+
+
 def loss_per_sequence(
     model: torch.nn.Module,
     graph: Graph,
-    noise: LogLinearNoise,
+    noise: Noise,
     x0: Tensor,
     labels: Tensor,
-    generator: torch.Generator,
+    generator: torch.Generator | None,
+    t: Tensor | None = None,
+    perturbed: Tensor | None = None,
 ) -> Tensor:
-    """The score-entropy loss ``(B,)``: ``sigma(t) * sum over positions``, ``t ~ U(eps-free range)``."""
-    t = (1 - noise.eps) * _uniform((x0.shape[0],), generator, x0.device) + noise.eps
+    """Upstream's score-entropy loss ``(B,)``: ``rate(t) * sum over positions``; ``t`` and the noised
+    ``perturbed`` are drawn from ``generator`` unless given."""
+    if t is None:
+        t = (1 - LOSS_T_EPS) * _uniform((x0.shape[0],), generator, x0.device) + LOSS_T_EPS
     sigma, rate = noise.total(t), noise.rate(t)
-    xt = graph.sample_transition(x0, sigma, generator)
-    log_score = model(xt, sigma, labels)
+    xt = graph.sample_transition(x0, sigma, generator) if perturbed is None else perturbed
+    log_score = model(xt, labels, sigma)
     return (rate[:, None] * graph.score_entropy(log_score, sigma, xt, x0)).sum(-1)
 
 
-def _categorical(probs: Tensor, generator: torch.Generator) -> Tensor:
-    """One draw per row of unnormalised non-negative ``probs`` (B, L, K) -> (B, L), on ``probs``' device
-    (drawn on the CPU, where ``generator`` lives)."""
-    flat = probs.clamp(min=0).reshape(-1, probs.shape[-1]).float().cpu() + 1e-30
-    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1]).to(probs.device)
+def gumbel_draw(probs: Tensor, generator: torch.Generator) -> Tensor:
+    """Upstream's categorical draw of unnormalised ``probs`` (B, L, K) -> (B, L):
+    ``argmax(p / (1e-10 - log(U + 1e-10)))``, ``U`` from the CPU ``generator``."""
+    noise = 1e-10 - (_uniform(tuple(probs.shape), generator, probs.device) + 1e-10).log()
+    return (probs / noise).argmax(-1)
+
+
+def denoise_probs(
+    model: torch.nn.Module, graph: Graph, noise: Noise, x: Tensor, labels: Tensor, eps: float
+) -> Tensor:
+    """Upstream's final ``Denoiser`` step at ``t = eps``: the analytic step to ``sigma = 0``."""
+    sigma = noise.total(torch.full((x.shape[0],), eps, device=x.device))
+    probs = graph.analytic_probs(x, model(x, labels, sigma).exp(), sigma, torch.zeros_like(sigma))
+    return probs[..., :N_NUCLEOTIDES]
+
+
+def step_probs(
+    model: torch.nn.Module,
+    graph: Graph,
+    noise: Noise,
+    x: Tensor,
+    labels: Tensor,
+    t: float,
+    dt: float,
+    predictor: str,
+) -> Tensor:
+    """One reverse step's unnormalised probabilities at ``t`` with step ``dt`` (upstream's predictors)."""
+    t_vec = torch.full((x.shape[0],), t, device=x.device)
+    sigma_t = noise.total(t_vec)
+    score = model(x, labels, sigma_t).exp()
+    if predictor == "analytic":
+        return graph.analytic_probs(x, score, sigma_t, noise.total(t_vec - dt))
+    return graph.reverse_probs(x, score, noise.rate(t_vec) * dt)
 
 
 @torch.no_grad()
 def sample(
     model: torch.nn.Module,
     graph: Graph,
-    noise: LogLinearNoise,
+    noise: Noise,
     labels: Tensor,
     length: int,
     steps: int,
     predictor: str,
     generator: torch.Generator,
+    eps: float = 1e-5,
 ) -> Tensor:
-    """Sequences ``(B, length)`` of nucleotide codes conditioned on ``labels`` ``(B, n_act)``.
+    """Sequences ``(B, length)`` conditioned on ``labels``: upstream's ``pc_sampler``.
 
-    ``steps`` reverse steps from ``t = 1`` to ``t = eps`` with the ``euler`` or (absorbing only) the
-    ``analytic`` predictor; masks left at the end are filled from the model's denoised distribution.
+    ``steps`` reverse steps from ``t = 1`` to ``eps`` with the ``analytic`` or ``euler`` predictor, then
+    the denoiser; every draw is :func:`gumbel_draw`.
     """
-    if predictor == "analytic" and not graph.absorbing:
-        raise ConfigError("the analytic predictor needs the absorbing graph; use predictor 'euler'")
     if predictor not in ("analytic", "euler"):
         raise ConfigError(f"unknown predictor {predictor!r}; expected 'analytic' or 'euler'")
-    batch = labels.shape[0]
-    x = graph.limit((batch, length), generator, labels.device)
-    times = torch.linspace(1.0, noise.eps, steps + 1, device=labels.device)
-    for t, s in itertools.pairwise(times):
-        t_vec = t.expand(batch)
-        sigma_t = noise.total(t_vec)
-        score = model(x, sigma_t, labels).exp()
-        if predictor == "analytic":
-            probs = graph.analytic_probs(x, score, sigma_t, noise.total(s.expand(batch)))
-        else:
-            probs = graph.reverse_probs(x, score, noise.rate(t_vec) * (t - s))
-        x = _categorical(probs, generator)
-    if graph.absorbing:
-        sigma = noise.total(torch.full((batch,), noise.eps, device=labels.device))
-        final = _categorical(model(x, sigma, labels).exp()[..., :N_NUCLEOTIDES], generator)
-        x = torch.where(x == AbsorbingGraph.mask, final, x)
-    return x
+    x = graph.limit((labels.shape[0], length), generator, labels.device)
+    times = torch.linspace(1.0, eps, steps + 1).tolist()
+    dt = (1 - eps) / steps
+    for t in times[:-1]:
+        x = gumbel_draw(step_probs(model, graph, noise, x, labels, t, dt, predictor), generator)
+    return gumbel_draw(denoise_probs(model, graph, noise, x, labels, times[-1]), generator)
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:

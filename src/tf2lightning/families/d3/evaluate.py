@@ -1,9 +1,11 @@
 """D3 evaluation: oracle MSE of designed sequences against random and shuffled baselines, k-mer spectra.
 
-Every sequence set is scored by the dataset's oracle against the conditioning activities of the samples
-(held-out test activities): ``mse_<set>`` for the diffusion samples, uniform random DNA, each test
-sequence shuffled (its nucleotides permuted, so composition is kept and motifs are destroyed) and the real
-test sequences themselves. ``kmer<k>_distance_<set>`` is the L1 distance between the normalised k-mer
+Sets: the diffusion samples, uniform random DNA, each real sequence shuffled (its nucleotides permuted, so
+composition is kept and motifs are destroyed) and the real sequences themselves (the evaluation split:
+test, or valid when the data has none; ``eval_split_is_test`` says which). ``sp_mse_<set>`` is upstream's
+metric (``run_sample.py``): ``mean((oracle(real) - oracle(set))**2)`` over sequences and outputs, 0 for a
+perfect generator. ``mse_<set>`` scores the oracle's predictions against the conditioning activities.
+``kmer<k>_distance_<set>`` is the L1 distance between the normalised k-mer
 spectra of a set and of the real test sequences.
 """
 
@@ -14,8 +16,10 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from tf2lightning.core.hdf5_store import read_all, read_attrs, split_indices
+from tf2lightning.core.hdf5_store import read_all, read_attrs
+from tf2lightning.families.d3.datasets import activity_of, dataset_kind
 from tf2lightning.families.d3.oracle import load_oracle, predict
+from tf2lightning.families.d3.sample import evaluation_split
 from tf2lightning.run import Run
 
 KMER_SIZES = (3, 6)
@@ -38,10 +42,10 @@ def evaluate(run: Run, model: nn.Module, h5: Path, oracle: Path, samples: Path) 
     del model  # the samples come from it (sample stage)
     rng = np.random.default_rng(run.seed + 1)
     designed = read_all(samples, ("seq", "condition"))
-    conditions = designed["condition"]
+    conditions = activity_of(dataset_kind(run), designed["condition"])
     n = len(conditions)
-    test = split_indices(h5)["test"][:n]
-    real = read_all(h5, ("seq",))["seq"][test]
+    split, rows = evaluation_split(h5)
+    real = read_all(h5, ("seq",))["seq"][rows[:n]]
     sets = {
         "diffusion": designed["seq"],
         "random": rng.integers(0, 4, designed["seq"].shape).astype(np.uint8),
@@ -49,10 +53,17 @@ def evaluate(run: Run, model: nn.Module, h5: Path, oracle: Path, samples: Path) 
         "real": real,
     }
     net, pearson = load_oracle(oracle)
-    metrics: dict[str, float] = {"n_samples": float(n)}
+    metrics: dict[str, float] = {"n_samples": float(n), "eval_split_is_test": float(split == "test")}
+    on_real = predict(net, real)
     for name, codes in sets.items():
-        metrics[f"mse_{name}"] = float(np.mean((predict(net, codes) - conditions) ** 2))
+        predicted = predict(net, codes)
+        metrics[f"mse_{name}"] = float(np.mean((predicted - conditions) ** 2))
+        metrics[f"sp_mse_{name}"] = float(np.mean((on_real - predicted) ** 2))
     metrics["mse_ratio_diffusion_to_random"] = metrics["mse_diffusion"] / metrics["mse_random"]
+    for baseline in ("random", "shuffled"):
+        metrics[f"sp_mse_ratio_diffusion_to_{baseline}"] = (
+            metrics["sp_mse_diffusion"] / metrics[f"sp_mse_{baseline}"]
+        )
     for k in KMER_SIZES:
         reference = kmer_spectrum(real, k)
         for name in ("diffusion", "random", "shuffled"):

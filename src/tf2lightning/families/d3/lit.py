@@ -1,8 +1,9 @@
 """The D3 LightningModule: the score-entropy loss, AdamW with warm-up, gradient clipping, EMA weights.
 
-``net`` is trained; ``ema`` (the module the train stage saves as ``model.pt``) is its exponential moving
-average and is what validation and sampling use. Each step runs ``training.batch_loss`` with the step's
-random stream, so it is the plain loop's step (see ``tests/test_d3_family.py``).
+``net`` is trained (with upstream's noise parameter ``noise_empty`` last in the optimizer); ``ema`` (the
+module the train stage saves as ``model.pt``) is its exponential moving average and is what validation
+and sampling use. Each step runs ``training.batch_loss`` with the step's random stream, so it is the plain
+loop's step (see ``tests/test_d3_family.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import lightning as L
 import torch
 from torch import nn
 
-from tf2lightning.families.d3.training import Settings, batch_loss, ema_update, set_lr
+from tf2lightning.families.d3.training import (
+    Settings,
+    batch_loss,
+    ema_update,
+    noise_parameter,
+    set_lr,
+    trainable,
+)
 from tf2lightning.run import Run, run_to_dict
 
 VALIDATION_SEED_OFFSET = 10_007
@@ -30,9 +38,10 @@ class D3Module(L.LightningModule):
         self.config = config
         self.net = copy.deepcopy(model)
         self.ema = model.requires_grad_(False)
+        self.noise_empty = noise_parameter()
 
-    def forward(self, indices: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.ema(indices, sigma, labels)
+    def forward(self, indices: torch.Tensor, labels: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.ema(indices, labels, sigma)
 
     def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         set_lr(self.optimizers().optimizer, self.settings, self.global_step)
@@ -43,7 +52,10 @@ class D3Module(L.LightningModule):
         return loss
 
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
-        ema_update(self.ema.parameters(), self.net.parameters(), self.global_step, self.settings.ema_decay)
+        followed = [
+            e for e, p in zip(self.ema.parameters(), self.net.parameters(), strict=True) if p.requires_grad
+        ]
+        ema_update(followed, trainable(self.net), self.global_step, self.settings.ema_decay)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """The EMA model's loss with a fixed random stream per batch, so epochs are comparable."""
@@ -56,7 +68,8 @@ class D3Module(L.LightningModule):
         checkpoint["d3_original"] = {"ema_decay": self.settings.ema_decay, "config": self.config}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.settings.optimizer(self.net.parameters())
+        """Upstream's optimizer order: the model's parameters, then the noise module's ``empty``."""
+        return self.settings.optimizer([*self.net.parameters(), self.noise_empty])
 
 
 def make_module(run: Run, model: nn.Module, **extras: object) -> D3Module:

@@ -1,19 +1,34 @@
-"""The D3 score networks: a DiT-style transformer (``Tran``) and a dilated CNN (``Conv``), both conditioned
-on the noise level and on the target activities.
+"""The D3 score network: upstream's SEDD module (``train_n_sample/model/transformer*.py`` at 7d5b2c4), ours.
 
-``forward(indices (B, L) long, sigma (B,), labels (B, n_act)) -> log-scores (B, L, n_tokens)``. The noise
-level and the activities are embedded and summed into one conditioning vector ``c`` that modulates every
-block (adaLN: shift, scale and gate from ``c``). ``embed_kernel > 1`` adds a residual convolution over the
-token embeddings (k-mer features before the first block; upstream D3 has none, ``embed_kernel=1``): at the
-demo's size and step budget a 2-block ``Tran`` without it does not learn the motif grammar at all.
-Outputs are scaled by sigma as SEDD does for the absorbing graph, and the entry of each position's current
-token is set to zero (its log ratio to itself).
+Upstream keeps one module per dataset, holding *both* backbones (the DDiT transformer and the dilated
+CNN); its forward runs one of them (the other is commented out), yet every checkpoint stores all of it.
+:class:`SEDD` has the same parameters, names, shapes and registration order, so an upstream ``model``
+state dict loads strictly and the EMA ``shadow_params`` list (trainable parameters in
+``named_parameters()`` order) lines up. The per-dataset differences are fields of :class:`Shape`:
+
+=========  ===================  ==============  ================  ==============================
+dataset    ``signal_embedding``  ``label_emb``   ``label_embed``   Fourier ``embed``
+=========  ===================  ==============  ================  ==============================
+deepstarr  Linear(2, H)          Linear(2, L)    5 rows            Tran only
+mpra       Linear(3, H)          Linear(2 or 3)  4 rows            no
+promoter   Linear(1, H) per bp   none            5 rows            no
+=========  ===================  ==============  ================  ==============================
+
+``forward(indices (B, L) long, labels, sigma (B,)) -> log-scores (B, L, n_tokens)`` in upstream's argument
+order; ``labels`` is ``(B, n)`` activities, or the ``(B, L, 1)`` signal track for promoter.
+``Tran``: token embedding + activity embedding, ``c = silu(TimestepEmbedder(sigma))``, DDiT blocks (adaLN,
+rotary, bias-free LayerNorm with a weight), final adaLN layer, the current token's entry set to 0.
+``Conv``: one-hot + a label channel, 20 GroupNorm/swish residual blocks (kernel 9, dilations 1,1,4,16,64),
+two 1x1 convolutions, no scatter. Ours, not upstream's: ``kmer_kernel > 1`` adds ``ours_kmer_conv``, a
+residual convolution over the Tran token embeddings (off by default), and the absorbing graph's extra
+mask token (upstream only uses the uniform graph).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,186 +37,297 @@ from torch import Tensor, nn
 
 from tf2lightning.errors import ConfigError
 from tf2lightning.families.d3.datasets import dataset_kind
-from tf2lightning.families.d3.diffusion import make_graph
 from tf2lightning.run import Run
 
+N_FREQUENCIES = 256
+CONV_DILATIONS = (1, 1, 4, 16, 64) * 4
+CONV_KERNEL = 9
+LABEL_CLASSES = {"deepstarr": 4, "mpra": 3, "promoter": 4}
 
-class TimestepEmbedding(nn.Module):
-    """Sinusoidal features of ``sigma`` -> MLP -> ``(B, dim)``."""
 
-    def __init__(self, dim: int, n_freq: int = 64) -> None:
+@dataclass(frozen=True)
+class Shape:
+    """Everything that sizes one SEDD module (upstream's ``config.model`` plus what its code hard-codes)."""
+
+    backbone: str
+    n_tokens: int
+    length: int
+    hidden_size: int
+    cond_dim: int
+    n_blocks: int
+    n_heads: int
+    n_signal: int
+    per_position: bool
+    label_classes: int
+    label_emb_in: int | None
+    fourier: bool
+    conv_width: int
+    conv_embed_dim: int
+    dropout: float = 0.1
+    absorbing: bool = False
+    kmer_kernel: int = 1
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm in fp32 without a bias, with a learnable weight."""
+
+    def __init__(self, dim: int) -> None:
         super().__init__()
-        self.n_freq = n_freq
-        self.mlp = nn.Sequential(nn.Linear(n_freq, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.weight = nn.Parameter(torch.ones(dim))
 
-    def forward(self, sigma: Tensor) -> Tensor:
-        half = self.n_freq // 2
-        freqs = torch.exp(
-            -math.log(10000.0) * torch.arange(half, dtype=sigma.dtype, device=sigma.device) / half
-        )
-        angles = sigma[:, None] * freqs[None]
-        return self.mlp(torch.cat([angles.cos(), angles.sin()], -1))
-
-
-def rotate_half(x: Tensor) -> Tensor:
-    first, second = x.chunk(2, dim=-1)
-    return torch.cat([-second, first], -1)
-
-
-def rotary(x: Tensor) -> Tensor:
-    """Rotary position embedding, rotate-half convention (GPT-NeoX), on ``(B, H, L, head_dim)``."""
-    length, head_dim = x.shape[-2], x.shape[-1]
-    positions = torch.arange(length, dtype=x.dtype, device=x.device)
-    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2, dtype=x.dtype, device=x.device) / head_dim))
-    angles = positions[:, None] * inv_freq[None]
-    angles = torch.cat([angles, angles], -1)
-    return x * angles.cos() + rotate_half(x) * angles.sin()
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x.float(), [x.shape[-1]]) * self.weight
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    return x * (1 + scale[:, None]) + shift[:, None]
+    return x * (1 + scale) + shift
 
 
-class DiTBlock(nn.Module):
-    """Pre-norm transformer block with adaLN-Zero modulation and rotary self-attention."""
+def swish(x: Tensor) -> Tensor:
+    return x * torch.sigmoid(x)
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.0) -> None:
+
+class TimestepEmbedder(nn.Module):
+    """``sigma`` -> 256 sinusoidal features (cos, then sin; max period 1e4) -> MLP."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(N_FREQUENCIES, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, sigma: Tensor) -> Tensor:
+        half = N_FREQUENCIES // 2
+        exponents = torch.arange(half, dtype=torch.float32, device=sigma.device) / half
+        angles = sigma[:, None].float() * torch.exp(-math.log(10000.0) * exponents)[None]
+        return self.mlp(torch.cat([angles.cos(), angles.sin()], -1))
+
+
+class LabelEmbedder(nn.Module):
+    """Upstream's class-label table (stored in checkpoints; its forward is never called)."""
+
+    def __init__(self, n_classes: int, dim: int) -> None:
+        super().__init__()
+        self.embedding_table = nn.Embedding(n_classes + 1, dim)
+
+
+class Rotary(nn.Module):
+    """Rotary position angles from the ``inv_freq`` buffer (saved in upstream's checkpoints)."""
+
+    def __init__(self, head_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim)))
+
+    def forward(self, length: int) -> tuple[Tensor, Tensor]:
+        positions = torch.arange(length, device=self.inv_freq.device).type_as(self.inv_freq)
+        angles = positions[:, None] * self.inv_freq[None]
+        angles = torch.cat([angles, angles], -1)
+        return angles.cos(), angles.sin()
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate-half rotary on ``(B, heads, L, head_dim)``."""
+    first, second = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-second, first], -1) * sin
+
+
+class DDiTBlock(nn.Module):
+    """adaLN-modulated pre-norm block: rotary self-attention, then a GELU-tanh MLP, gated residuals."""
+
+    def __init__(self, dim: int, heads: int, cond_dim: int, dropout: float) -> None:
         super().__init__()
         self.heads = heads
-        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.norm1 = LayerNorm(dim)
+        self.attn_qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.attn_out = nn.Linear(dim, dim, bias=False)
-        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False)
+        self.dropout1 = nn.Dropout(dropout)
+        self.norm2 = LayerNorm(dim)
         self.mlp = nn.Sequential(
-            nn.Linear(dim, mlp_ratio * dim), nn.GELU(approximate="tanh"), nn.Linear(mlp_ratio * dim, dim)
+            nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"), nn.Linear(4 * dim, dim)
         )
-        self.dropout = nn.Dropout(dropout)
-        self.adaLN = nn.Linear(dim, 6 * dim)
+        self.dropout2 = nn.Dropout(dropout)
+        self.adaLN_modulation = nn.Linear(cond_dim, 6 * dim)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(c).chunk(6, dim=-1)
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, c: Tensor) -> Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN_modulation(c)[:, None].chunk(6, dim=2)
         batch, length, dim = x.shape
-        qkv = self.qkv(modulate(self.norm1(x), shift1, scale1))
+        qkv = self.attn_qkv(modulate(self.norm1(x), shift1, scale1))
         q, k, v = qkv.reshape(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(rotary(q), rotary(k), v)
+        attended = F.scaled_dot_product_attention(rotate(q, cos, sin), rotate(k, cos, sin), v)
         attended = attended.transpose(1, 2).reshape(batch, length, dim)
-        x = x + gate1[:, None] * self.dropout(self.attn_out(attended))
-        return x + gate2[:, None] * self.dropout(self.mlp(modulate(self.norm2(x), shift2, scale2)))
+        x = x + gate1 * self.dropout1(self.attn_out(attended))
+        return x + gate2 * self.dropout2(self.mlp(modulate(self.norm2(x), shift2, scale2)))
 
 
-class ConvBlock(nn.Module):
-    """Residual dilated convolution, adaLN-modulated: ``x + gate * GELU(conv(modulate(norm(x))))``."""
+class EmbeddingLayer(nn.Module):
+    """Token embedding plus the activity embedding (per sequence, or per position for a signal track)."""
 
-    def __init__(self, dim: int, kernel_size: int, dilation: int, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, n_tokens: int, n_signal: int, per_position: bool) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
-        self.conv = nn.Conv1d(dim, dim, kernel_size, dilation=dilation, padding=dilation * (kernel_size // 2))
-        self.dropout = nn.Dropout(dropout)
-        self.adaLN = nn.Linear(dim, 3 * dim)
+        self.per_position = per_position
+        self.embedding = nn.Parameter(torch.empty(n_tokens, dim))
+        self.signal_embedding = nn.Linear(n_signal, dim)
+        nn.init.kaiming_uniform_(self.embedding, a=math.sqrt(5))
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        shift, scale, gate = self.adaLN(c).chunk(3, dim=-1)
-        h = self.conv(modulate(self.norm(x), shift, scale).transpose(1, 2)).transpose(1, 2)
-        return x + gate[:, None] * self.dropout(F.gelu(h))
+    def forward(self, indices: Tensor, labels: Tensor) -> Tensor:
+        signal = self.signal_embedding(labels.float())
+        return self.embedding[indices] + (signal if self.per_position else signal[:, None, :])
 
 
 class FinalLayer(nn.Module):
-    """adaLN-modulated LayerNorm, then a linear map to the token log-scores."""
-
-    def __init__(self, dim: int, n_tokens: int) -> None:
+    def __init__(self, dim: int, n_out: int, cond_dim: int) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
-        self.adaLN = nn.Linear(dim, 2 * dim)
-        self.linear = nn.Linear(dim, n_tokens)
+        self.norm_final = LayerNorm(dim)
+        self.linear = nn.Linear(dim, n_out)
+        self.adaLN_modulation = nn.Linear(cond_dim, 2 * dim)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        shift, scale = self.adaLN(c).chunk(2, dim=-1)
-        return self.linear(modulate(self.norm(x), shift, scale))
+        shift, scale = self.adaLN_modulation(c)[:, None].chunk(2, dim=2)
+        return self.linear(modulate(self.norm_final(x), shift, scale))
 
 
-class ScoreNetwork(nn.Module):
-    """The SEDD score model with a ``Tran`` or ``Conv`` backbone (``blocks``), conditioned on activities."""
+class FourierFeatures(nn.Module):
+    """Upstream's frozen Gaussian Fourier projection (stored in deepstarr checkpoints, never used)."""
 
-    def __init__(
-        self,
-        *,
-        backbone: str,
-        n_tokens: int,
-        n_activities: int,
-        absorbing: bool,
-        dim: int,
-        n_blocks: int,
-        heads: int = 4,
-        kernel_size: int = 9,
-        embed_kernel: int = 1,
-        dropout: float = 0.0,
-    ) -> None:
+    def __init__(self, embed_dim: int) -> None:
         super().__init__()
-        self.n_tokens = n_tokens
-        self.absorbing = absorbing
-        self.embedding = nn.Embedding(n_tokens, dim)
-        self.embedding_conv = (
-            nn.Conv1d(dim, dim, embed_kernel, padding=embed_kernel // 2) if embed_kernel > 1 else None
+        self.W = nn.Parameter(torch.randn(embed_dim // 2) * 30.0, requires_grad=False)
+
+
+class Dense(nn.Module):
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(n_in, n_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dense(x)
+
+
+class SEDD(nn.Module):
+    """Upstream's SEDD module for one dataset, running the ``shape.backbone`` half of it."""
+
+    def __init__(self, shape: Shape) -> None:
+        super().__init__()
+        if shape.backbone not in ("Tran", "Conv"):
+            raise ConfigError(f"unknown backbone {shape.backbone!r}; expected 'Tran' or 'Conv'")
+        self.shape = shape
+        dim, cond, n, embed = shape.hidden_size, shape.cond_dim, shape.conv_width, shape.conv_embed_dim
+        self.vocab_embed = EmbeddingLayer(dim, shape.n_tokens, shape.n_signal, shape.per_position)
+        self.sigma_map = TimestepEmbedder(cond)
+        self.label_embed = LabelEmbedder(shape.label_classes, cond)
+        self.rotary_emb = Rotary(dim // shape.n_heads)
+        self.blocks = nn.ModuleList(
+            DDiTBlock(dim, shape.n_heads, cond, shape.dropout) for _ in range(shape.n_blocks)
         )
-        self.sigma_embedding = TimestepEmbedding(dim)
-        self.label_embedding = nn.Linear(n_activities, dim)
-        if backbone == "Tran":
-            blocks: list[nn.Module] = [DiTBlock(dim, heads, dropout=dropout) for _ in range(n_blocks)]
-        elif backbone == "Conv":
-            blocks = [ConvBlock(dim, kernel_size, 2 ** (i % 4), dropout) for i in range(n_blocks)]
-        else:
-            raise ConfigError(f"unknown backbone {backbone!r}; expected 'Tran' or 'Conv'")
-        self.blocks = nn.ModuleList(blocks)
-        self.final = FinalLayer(dim, n_tokens)
+        self.output_layer = FinalLayer(dim, shape.n_tokens, cond)
+        if shape.fourier:
+            self.embed = nn.Sequential(FourierFeatures(embed), nn.Linear(embed, embed))
+        self.linear = nn.Conv1d(shape.n_tokens + 1, n, CONV_KERNEL, padding=CONV_KERNEL // 2)
+        self.conv_blocks = nn.ModuleList(
+            nn.Conv1d(n, n, CONV_KERNEL, dilation=d, padding=d * (CONV_KERNEL // 2)) for d in CONV_DILATIONS
+        )
+        self.denses = nn.ModuleList(Dense(embed, n) for _ in CONV_DILATIONS)
+        self.norms = nn.ModuleList(nn.GroupNorm(1, n) for _ in CONV_DILATIONS)
+        self.scale = nn.Parameter(torch.ones(1))
+        self.final = nn.Sequential(nn.Conv1d(n, n, 1), nn.GELU(), nn.Conv1d(n, shape.n_tokens, 1))
+        if shape.label_emb_in is not None:
+            self.label_emb = nn.Sequential(
+                nn.Linear(shape.label_emb_in, shape.length), nn.SiLU(), nn.Linear(shape.length, shape.length)
+            )
+        if shape.kmer_kernel > 1:  # ours, registered last so upstream's parameter order is kept
+            k = shape.kmer_kernel
+            self.ours_kmer_conv = nn.Conv1d(dim, dim, k, padding=k // 2)
         self._zero_init()
 
     def _zero_init(self) -> None:
-        """adaLN-Zero: every block starts as the identity and the output at zero."""
-        for module in [*(b.adaLN for b in self.blocks), self.final.adaLN, self.final.linear]:
-            nn.init.zeros_(module.weight)
-            nn.init.zeros_(module.bias)
+        """Upstream's adaLN-Zero start: zero modulations and a zero output layer."""
+        layers = [*(b.adaLN_modulation for b in self.blocks), self.output_layer.adaLN_modulation]
+        for layer in [*layers, self.output_layer.linear]:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
-    def forward(self, indices: Tensor, sigma: Tensor, labels: Tensor) -> Tensor:
-        c = F.silu(self.sigma_embedding(sigma) + self.label_embedding(labels))
-        x = self.embedding(indices)
-        if self.embedding_conv is not None:  # k-mer features: x + conv(x)
-            x = x + self.embedding_conv(x.transpose(1, 2)).transpose(1, 2)
-        for block in self.blocks:
-            x = block(x, c)
-        x = self.final(x, c)
-        if self.absorbing:  # scale by sigma: log-scores of an unmasking start near log(1 / expm1(sigma))
+    def forward(self, indices: Tensor, labels: Tensor, sigma: Tensor) -> Tensor:
+        c = F.silu(self.sigma_map(sigma))
+        out = (
+            self._transformer(indices, labels, c)
+            if self.shape.backbone == "Tran"
+            else self._conv(indices, labels, c)
+        )
+        if self.shape.absorbing:  # ours (SEDD's scale_by_sigma for the mask graph)
             esigm1 = torch.where(sigma < 0.5, torch.expm1(sigma), sigma.exp() - 1)
-            x = x - esigm1.log()[:, None, None] - math.log(self.n_tokens - 1)
+            out = out - esigm1.log()[:, None, None] - math.log(self.shape.n_tokens - 1)
+        return out
+
+    def _transformer(self, indices: Tensor, labels: Tensor, c: Tensor) -> Tensor:
+        x = self.vocab_embed(indices, labels)
+        if self.shape.kmer_kernel > 1:
+            x = x + self.ours_kmer_conv(x.transpose(1, 2)).transpose(1, 2)
+        cos, sin = self.rotary_emb(x.shape[1])
+        for block in self.blocks:
+            x = block(x, cos, sin, c)
+        x = self.output_layer(x, c)
         return torch.scatter(x, -1, indices[..., None], torch.zeros_like(x[..., :1]))
 
+    def _conv(self, indices: Tensor, labels: Tensor, c: Tensor) -> Tensor:
+        hot = F.one_hot(indices, self.shape.n_tokens).float()
+        signal = labels.float() if self.shape.per_position else self.label_emb(labels.float())[:, :, None]
+        out = swish(self.linear(torch.cat([hot, signal], -1).transpose(1, 2)))
+        for conv, dense, norm in zip(self.conv_blocks, self.denses, self.norms, strict=True):
+            out = out + swish(conv(norm(out + dense(c)[:, :, None])))
+        return self.final(out).transpose(1, 2)
 
-def build(run: Run) -> ScoreNetwork:
-    """The score network of ``run.arch`` (``backbone``, ``dim``, ``n_blocks``...) for ``run``'s dataset."""
+
+def default_shape(run: Run) -> Shape:
+    """The shape of a model trained here (no upstream run folder): ``run.arch`` under upstream's names."""
+    from tf2lightning.families.d3.diffusion import make_graph
+
+    kind = dataset_kind(run)
     arch = run.arch
-    graph = make_graph(str(arch.get("graph", "absorbing")))
-    return ScoreNetwork(
-        backbone=str(arch.get("backbone") or run.arch_name),
+    backbone = str(arch.get("backbone") or run.arch_name)
+    n_act = len(kind.activities)
+    graph = make_graph(str(arch.get("graph", "uniform")))
+    cond = int(arch.get("cond_dim", 128))
+    promoter = kind.layout == "promoter"
+    return Shape(
+        backbone=backbone,
         n_tokens=graph.n_tokens,
-        n_activities=len(dataset_kind(run).activities),
+        length=kind.length,
+        hidden_size=int(arch.get("hidden_size", 128)),
+        cond_dim=cond,
+        n_blocks=int(arch.get("n_blocks", 2)),
+        n_heads=int(arch.get("n_heads", 2)),
+        n_signal=1 if promoter else n_act,
+        per_position=promoter,
+        label_classes=LABEL_CLASSES[kind.layout],
+        label_emb_in=None if promoter else (n_act if kind.layout == "mpra" and backbone == "Conv" else 2),
+        fourier=kind.layout == "deepstarr" and backbone == "Tran",
+        conv_width=int(arch.get("conv_width", 256)),
+        conv_embed_dim=cond,
+        dropout=float(arch.get("dropout", 0.1)),
         absorbing=graph.absorbing,
-        dim=int(arch["dim"]),
-        n_blocks=int(arch["n_blocks"]),
-        heads=int(arch.get("heads", 4)),
-        kernel_size=int(arch.get("kernel_size", 9)),
-        embed_kernel=int(arch.get("embed_kernel", 1)),
-        dropout=float(arch.get("dropout", 0.0)),
+        kmer_kernel=int(arch.get("kmer_kernel", 1)),
     )
 
 
+def model_shape(run: Run) -> Shape:
+    """From the upstream run folder ``arch.legacy_model`` when there is one, else :func:`default_shape`."""
+    from tf2lightning.families.d3 import runfolder
+
+    folder = runfolder.find(run)
+    return runfolder.shape_of(run, folder) if folder is not None else default_shape(run)
+
+
+def build(run: Run) -> SEDD:
+    return SEDD(model_shape(run))
+
+
 def probe_inputs(run: Run, n: int, seed: int) -> dict[str, np.ndarray]:
-    """Probe inputs: partly noised token ids, noise levels in (0, 6] and activities in [0, 3]."""
+    """Probe inputs in upstream's order: token ids, labels (activities or a signal track), noise levels."""
     rng = np.random.default_rng(seed)
-    kind = dataset_kind(run)
-    n_tokens = make_graph(str(run.arch.get("graph", "absorbing"))).n_tokens
+    shape = model_shape(run)
+    label_shape = (n, shape.length, 1) if shape.per_position else (n, shape.n_signal)
     return {
-        "indices": rng.integers(0, n_tokens, (n, kind.length)).astype(np.int64),
-        "sigma": rng.uniform(0.01, 6.0, n).astype(np.float32),
-        "labels": rng.uniform(0.0, 3.0, (n, len(kind.activities))).astype(np.float32),
+        "x": rng.integers(0, shape.n_tokens, (n, shape.length)).astype(np.int64),
+        "labels": rng.uniform(0.0, 3.0, label_shape).astype(np.float32),
+        "sigma": np.exp(rng.uniform(np.log(1e-3), np.log(20.0), n)).astype(np.float32),
     }
 
 
@@ -210,8 +336,8 @@ def example_inputs(run: Run) -> tuple[Tensor, ...]:
     return tuple(torch.from_numpy(a) for a in probe_inputs(run, 2, run.seed).values())
 
 
-def parity_inputs(arrays: dict[str, np.ndarray]) -> tuple[Tensor, ...]:
-    return tuple(torch.from_numpy(arrays[k]) for k in ("indices", "sigma", "labels"))
+def parity_inputs(arrays: Mapping[str, np.ndarray]) -> tuple[Tensor, ...]:
+    return tuple(torch.from_numpy(np.asarray(arrays[k])) for k in ("x", "labels", "sigma"))
 
 
 def _identity(t: Tensor) -> Tensor:
@@ -219,11 +345,9 @@ def _identity(t: Tensor) -> Tensor:
 
 
 def parity_layers(run: Run) -> dict[str, tuple[str, Callable[[Tensor], Tensor]]]:
-    """Layer name in ``reference.h5`` -> (module path, layout): the same modules on both sides."""
-    names = ["embedding", "sigma_embedding", "label_embedding"]
-    names += ["embedding_conv"] if int(run.arch.get("embed_kernel", 1)) > 1 else []
-    names += [f"blocks.{i}" for i in range(int(run.arch["n_blocks"]))] + ["final"]
-    return {name: (name, _identity) for name in names}
+    """No per-layer rows: the references (upstream's probe outputs) hold the log-scores only."""
+    del run
+    return {}
 
 
 PARITY_OUTPUTS: dict[str, Callable[[Tensor], Tensor]] = {"log_score": _identity}

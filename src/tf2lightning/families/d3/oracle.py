@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.core.hdf5_store import read_all, split_indices
 from tf2lightning.core.tsv import write_tsv
-from tf2lightning.families.d3.datasets import dataset_kind
+from tf2lightning.families.d3.datasets import activity_of, dataset_kind
 from tf2lightning.run import Run
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def train_oracle(run: Run, inputs: Mapping[str, Path], outputs: Mapping[str, Pat
     cfg = run.dataset.get("oracle", {})
     data = read_all(inputs["data"], ("seq", "activity"))
     splits = split_indices(inputs["data"])
-    x, y = data["seq"], data["activity"]
+    x, y = data["seq"], activity_of(kind, data["activity"])
     model = OracleCNN(kind.oracle, len(kind.activities))
     optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg.get("lr", 2e-3)))
     rng = np.random.default_rng(run.seed)

@@ -15,11 +15,12 @@ from torch import Tensor, nn
 
 from tf2lightning.families.d3.diffusion import (
     Graph,
-    LogLinearNoise,
+    Noise,
     ema_decay_at,
     loss_per_sequence,
     lr_at,
     make_graph,
+    make_noise,
     step_generator,
 )
 from tf2lightning.run import Run
@@ -30,7 +31,7 @@ class Settings:
     """Optimisation and diffusion settings of one run (``run.arch`` diffusion keys, ``run.train`` knobs)."""
 
     graph: Graph
-    noise: LogLinearNoise
+    noise: Noise
     lr: float
     warmup: int
     ema_decay: float
@@ -43,9 +44,10 @@ class Settings:
         """``train`` overrides ``run.train`` (the plain loop passes its ``legacy_*`` settings)."""
         cfg = dict(run.train) if train is None else train
         clip = cfg.get("gradient_clip")
+        graph, noise = diffusion_of(run)
         return cls(
-            graph=make_graph(str(run.arch.get("graph", "absorbing"))),
-            noise=LogLinearNoise(float(run.arch.get("noise_eps", 1e-3))),
+            graph=graph,
+            noise=noise,
             lr=float(cfg.get("lr", 3e-4)),
             warmup=int(cfg.get("warmup", 0)),
             ema_decay=float(cfg.get("ema_decay", 0.9999)),
@@ -55,7 +57,42 @@ class Settings:
         )
 
     def optimizer(self, params: Iterable[nn.Parameter]) -> torch.optim.AdamW:
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        """Upstream's AdamW (betas 0.9/0.999, eps 1e-8) over ``params``: the model's, then the noise's."""
+        return torch.optim.AdamW(
+            params, lr=self.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=self.weight_decay
+        )
+
+
+def diffusion_of(run: Run) -> tuple[Graph, Noise]:
+    """Graph and noise of an upstream run folder's ``hydra/config.yaml``, else of ``run.arch``."""
+    from tf2lightning.families.d3 import runfolder
+
+    folder = runfolder.find(run)
+    if folder is not None:
+        config = runfolder.read_config(runfolder.resolve(folder)[0])
+        graph = {"absorb": "absorbing"}.get(config["graph"]["type"], config["graph"]["type"])
+        noise = config["noise"]
+        return make_graph(graph), make_noise(
+            noise["type"], noise.get("sigma_min", 1e-4), noise.get("sigma_max", 20)
+        )
+    arch = run.arch
+    noise = make_noise(
+        str(arch.get("noise", "geometric")),
+        arch.get("sigma_min", 1e-4),
+        arch.get("sigma_max", 20.0),
+        arch.get("noise_eps", 1e-3),
+    )
+    return make_graph(str(arch.get("graph", "uniform"))), noise
+
+
+def noise_parameter() -> nn.Parameter:
+    """Upstream's ``GeometricNoise.empty``: a parameter without gradients, the optimizer's last one."""
+    return nn.Parameter(torch.tensor(0.0))
+
+
+def trainable(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters upstream's EMA follows: ``requires_grad`` ones, in ``parameters()`` order."""
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def batch_loss(model: nn.Module, settings: Settings, seq: Tensor, labels: Tensor, step: int) -> Tensor:
@@ -96,5 +133,5 @@ def plain_step(
     if settings.grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
     optimizer.step()
-    ema_update(shadow, model.parameters(), step + 1, settings.ema_decay)
+    ema_update(shadow, trainable(model), step + 1, settings.ema_decay)
     return float(loss.detach())

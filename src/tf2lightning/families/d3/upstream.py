@@ -5,11 +5,13 @@ layout     file                   contents (split names ``train``, ``valid``, ``
 =========  =====================  ==========================================================================
 deepstarr  ``DeepSTARR_data.h5``  ``X_<split>`` float32 one-hot ``(N, 4, L)``; ``Y_<split>`` ``(N, 2)``
 mpra       ``mpra_data.h5``       ``x_<split>`` float32 one-hot ``(N, L, 4)``; ``y_<split>`` ``(N, 3)``
-promoter   ``promoter_data.npz``  ``<split>`` float32 ``(N, L, 5)``: one-hot + the expression signal track
+promoter   ``promoter_items.npz`` ``<split>`` float32 ``(N, L, 6)``: one-hot + two signal tracks (CAGE +, -),
+                                  the items of upstream's ``PromoterDataset`` (5 channels are read too)
 =========  =====================  ==========================================================================
 
-Readers return uint8 codes ``(N, L)`` and activities ``(N, n_act)``; the promoter's activity is the total
-signal over the sequence. Errors name the file and the array.
+Readers return uint8 codes ``(N, L)`` (upstream's argmax: an ``N``, an all-zero one-hot column, reads as
+``A``; :func:`read_split_counted` also counts them) and upstream's labels: activities ``(N, n_act)``, or for
+promoter the ``(N, L, 1)`` CAGE + track (``item[:, :, 4:5]``). Errors name the file and the array.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ def write_split_files(
     with atomic_path(path) as tmp:
         if kind.layout == "promoter":
             arrays = {
-                split: np.concatenate([one_hot(codes), signal[..., None]], -1)
+                split: np.concatenate(
+                    [one_hot(codes), signal[..., None], np.zeros_like(signal)[..., None]], -1
+                )
                 for split, (codes, _, signal) in splits.items()
             }
             with open(tmp, "wb") as handle:
@@ -54,17 +58,39 @@ def write_split_files(
     return path
 
 
-def _codes(path: Path, name: str, hot: np.ndarray, length: int) -> np.ndarray:
-    """One-hot ``(N, L, 4)`` -> codes, checking the shape and that each position is one nucleotide."""
+def _codes(path: Path, name: str, hot: np.ndarray, length: int) -> tuple[np.ndarray, int]:
+    """One-hot ``(N, L, 4)`` -> (codes, number of ``N`` positions), checking the shape and that each position
+    is one nucleotide or none (an ``N``, read as ``A`` = 0 like upstream's argmax)."""
     if hot.ndim != 3 or hot.shape[1:] != (length, 4):
         raise FormatError(f"{path}: {name}: expected one-hot (N, {length}, 4), found shape {hot.shape}")
-    if not np.all(hot.sum(-1) == 1):
-        raise FormatError(f"{path}: {name}: rows are not one-hot (a position sums to other than 1)")
-    return hot.argmax(-1).astype(np.uint8)
+    sums = hot.sum(-1)
+    bad = np.argwhere((sums != 1) & (sums != 0))
+    if len(bad):
+        row, pos = bad[0]
+        raise FormatError(
+            f"{path}: {name}: row {row} position {pos} is not one-hot (sums to {sums[row, pos]})"
+        )
+    return hot.argmax(-1).astype(np.uint8), int((sums == 0).sum())
 
 
 def read_split(kind: DatasetKind, data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Codes ``(N, L)`` uint8 and activities ``(N, n_act)`` float32 of one split."""
+    """Codes ``(N, L)`` uint8 and labels float32 of one split (see the module's docstring)."""
+    codes, labels, _ = read_split_counted(kind, data_dir, split)
+    return codes, labels
+
+
+def has_split(kind: DatasetKind, data_dir: Path, split: str) -> bool:
+    path = Path(data_dir) / kind.file
+    if kind.layout == "promoter":
+        with np.load(path) as archive:
+            return split in archive.files
+    x = "X" if kind.layout == "deepstarr" else "x"
+    with h5py.File(path, "r") as f:
+        return f"{x}_{split}" in f
+
+
+def read_split_counted(kind: DatasetKind, data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`read_split` plus the number of ``N`` positions read as ``A``."""
     path = Path(data_dir) / kind.file
     if not path.exists():
         raise FormatError(f"{path}: missing; the {kind.layout} dataset needs this file")
@@ -74,9 +100,10 @@ def read_split(kind: DatasetKind, data_dir: Path, split: str) -> tuple[np.ndarra
             if split not in archive:
                 raise FormatError(f"{path}: no array {split!r}; found {sorted(archive.files)}")
             data = archive[split]
-        if data.ndim != 3 or data.shape[2] != 5:
-            raise FormatError(f"{path}: {split}: expected (N, {kind.length}, 5), found shape {data.shape}")
-        return _codes(path, split, data[..., :4], kind.length), data[..., 4].sum(1, keepdims=True)
+        if data.ndim != 3 or data.shape[2] not in (5, 6):
+            raise FormatError(f"{path}: {split}: expected (N, {kind.length}, 6), found shape {data.shape}")
+        codes, n_unknown = _codes(path, split, data[..., :4], kind.length)
+        return codes, data[..., 4:5].astype(np.float32), n_unknown
     x, y = ("X", "Y") if kind.layout == "deepstarr" else ("x", "y")
     with h5py.File(path, "r") as f:
         for name in (f"{x}_{split}", f"{y}_{split}"):
@@ -85,8 +112,8 @@ def read_split(kind: DatasetKind, data_dir: Path, split: str) -> tuple[np.ndarra
         hot = np.asarray(f[f"{x}_{split}"], dtype=np.float32)
         activity = np.asarray(f[f"{y}_{split}"], dtype=np.float32)
     hot = hot.transpose(0, 2, 1) if x == "X" and hot.ndim == 3 else hot
-    codes = _codes(path, f"{x}_{split}", hot, kind.length)
+    codes, n_unknown = _codes(path, f"{x}_{split}", hot, kind.length)
     if activity.shape != (len(codes), n_act):
         expected = (len(codes), n_act)
         raise FormatError(f"{path}: {y}_{split}: expected shape {expected}, found {activity.shape}")
-    return codes, activity
+    return codes, activity, n_unknown

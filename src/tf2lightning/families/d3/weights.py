@@ -1,8 +1,10 @@
-"""The plain model's checkpoint -> the Lightning port's ``state_dict``: the identity table.
+"""An upstream D3 checkpoint -> the port's ``state_dict``: the identity table.
 
-The port is the same ``nn.Module`` the plain loop trains, so the map is one identity rule (``apply`` still
-checks every tensor is used once, with its shape and dtype). ``read_source`` drops the ``module.`` prefix
-that upstream checkpoints saved from a ``DistributedDataParallel`` wrapper carry.
+The port has upstream's names and shapes, so the map is one identity rule (``apply`` still checks every
+tensor is used once, with its shape and dtype). ``read_source`` takes an upstream run folder (its newest
+``checkpoints/checkpoint_N.pth``) or one checkpoint file (``runfolder``), drops the ``module.`` prefix of
+a ``DistributedDataParallel`` save and returns the EMA weights (``arch.legacy_weights: model``: the raw
+ones).
 """
 
 from __future__ import annotations
@@ -12,11 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from tf2lightning.core.weight_map import Rule, WeightMap
-from tf2lightning.errors import FormatError
 from tf2lightning.run import Run
 
 RULES = (Rule(r"(.+)", r"\1"),)
-CHECKPOINT_KEYS = ("model", "ema", "optimizer", "step")
 
 
 def weight_map(run: Run) -> WeightMap:
@@ -25,20 +25,10 @@ def weight_map(run: Run) -> WeightMap:
 
 
 def read_source(run: Run, path: Path) -> dict[str, np.ndarray]:
-    """The checkpoint's EMA weights (or its raw ``model`` weights, ``arch.legacy_weights: model``)."""
-    from tf2lightning.families.d3.legacy import ema_state, load_checkpoint
+    """The chosen weights of the run folder or checkpoint file ``path``."""
+    from tf2lightning.families.d3 import runfolder
 
-    try:
-        checkpoint = load_checkpoint(path)
-    except Exception as error:  # torch raises several types for a bad file
-        raise FormatError(f"{path}: not a loadable torch checkpoint ({error})") from None
-    missing = [k for k in CHECKPOINT_KEYS if k not in checkpoint]
-    if missing:
-        raise FormatError(f"{path}: checkpoint dict lacks {missing}; found {sorted(checkpoint)}")
-    checkpoint["model"] = {k.removeprefix("module."): v for k, v in checkpoint["model"].items()}
-    use_ema = run.arch.get("legacy_weights", "ema") == "ema"
-    try:
-        state = ema_state(run, checkpoint) if use_ema else checkpoint["model"]
-    except ValueError as error:
-        raise FormatError(f"{path}: ema.shadow_params do not fit the model's parameters ({error})") from None
-    return {k: v.numpy() for k, v in state.items()}
+    _, checkpoint_path = runfolder.resolve(Path(path))
+    checkpoint = runfolder.load_checkpoint(checkpoint_path)
+    which = str(run.arch.get("legacy_weights", "ema"))
+    return {k: v.numpy() for k, v in runfolder.weights_of(checkpoint, which, checkpoint_path).items()}
