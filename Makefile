@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV)/bin)
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test lint setup clean
+.PHONY: demo demo-large slurm-profile test lint setup clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local all
 	$(BIN)/snakemake --profile profiles/local all --report results/report.zip
+	@echo "Report: $(CURDIR)/results/report.zip (unzip, open report.html); pages in $(CURDIR)/results/report/"
+	@echo "Evaluations (eval.tsv of each combination):"
+	@$(BIN)/python -c 'import yaml; from tf2lightning.run import iter_runs; [print(f"  $(CURDIR)/results/{f}/{d}_{a}/eval.tsv") for f, d, a in iter_runs(yaml.safe_load(open("config/config.yaml")))]'
+
+# The larger demo (the sizes of the first releases; about an hour on 2 cores).
+demo-large: $(STAMP)
+	$(BIN)/snakemake --profile profiles/local --configfile config/demo_large.yaml all
+
+# Install profiles/slurm as the named profile `slurm` (Snakemake's user config dir, ~/.config/snakemake/slurm
+# on Linux), so `snakemake --profile slurm all` works from the repository root. Never overwrites a profile
+# of that name that it did not install, or that was edited since.
+slurm-profile: $(STAMP)
+	$(BIN)/tf2lightning install-profile profiles/slurm
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -14,6 +14,7 @@ WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles")
 
 def copy_workflow(dest: Path) -> Path:
     """Copy the Snakefile, rules, scripts, envs, schemas, config and profiles into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():

@@ -3,6 +3,7 @@
 tf2lightning predict results/dga/domains_CnnLstm/train/model.pt domains.txt   # or '-' for stdin
 tf2lightning validate-config config/config.yaml
 tf2lightning bench-table results/epibert/*/bench/*.tsv   # the benchmark rows as a Markdown table
+tf2lightning install-profile profiles/slurm   # -> ~/.config/snakemake/slurm: `snakemake --profile slurm all`
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def _bench_table(args: argparse.Namespace) -> None:
     print(markdown_table([row for path in args.tables for row in read_tsv(path)]))
 
 
+def _install_profile(args: argparse.Namespace) -> None:
+    from tf2lightning.profile_install import install_profile
+
+    target = install_profile(args.profile, args.name)
+    print(f"installed {args.profile} as {target}: snakemake --profile {target.name} ...")
+
+
 def _clair3(args: argparse.Namespace) -> None:
     from tf2lightning.families.clair3.call import main as call
 
@@ -69,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     table = commands.add_parser("bench-table", help="benchmark TSVs (bench/*.tsv) as one Markdown table")
     table.add_argument("tables", nargs="+", help="the TSVs the benchmark rules wrote")
     table.set_defaults(handler=_bench_table)
+
+    install = commands.add_parser(
+        "install-profile", help="install a profile as a named Snakemake profile (never overwrites another)"
+    )
+    install.add_argument("profile", help="the profile directory, e.g. profiles/slurm")
+    install.add_argument("--name", help="the profile's name (default: the directory's name)")
+    install.set_defaults(handler=_install_profile)
 
     clair3 = commands.add_parser("clair3", help="Clair3 tools ('clair3 call --help')")
     clair3.add_argument("tool", choices=["call"], help="call: CallVariants-style streaming batch inference")
