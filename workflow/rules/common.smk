@@ -122,6 +122,7 @@ def legacy_model_dir(wildcards):
     """The user's legacy model directory (or a TF checkpoint prefix: its ``.index`` file) if configured,
     else the one we train."""
     given = config["families"][wildcards.family]["archs"][wildcards.arch].get("legacy_model")
+    given = given and given.replace("{dataset}", wildcards.dataset)  # one arch entry, one model per dataset
     if given and not Path(given).exists() and Path(f"{given}.index").exists():
         return f"{given}.index"
     return given or f"results/{wildcards.family}/{wildcards.dataset}_{wildcards.arch}/legacy_model"
