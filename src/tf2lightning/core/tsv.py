@@ -11,7 +11,10 @@ from tf2lightning.core.atomic import atomic_path
 
 
 def format_value(value: Any) -> str:
-    """Floats with enough digits to round-trip tolerances like 1e-5; everything else as ``str``."""
+    """Floats with 6 significant digits (tolerances like 1e-5 round-trip), everything else as ``str``.
+
+    A value near 1 loses up to 5e-6 here, so the tables are for reading: code that compares results takes
+    the unrounded values saved beside them (e.g. the ``history`` in ``model.pt``)."""
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
