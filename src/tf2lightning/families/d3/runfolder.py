@@ -4,7 +4,8 @@
     <run>/checkpoints/checkpoint_N.pth     snapshots {model, ema, optimizer, step}
     <run>/checkpoints-meta/checkpoint.pth  the latest state, for resuming
 
-``arch.legacy_model`` names the run folder (its newest ``checkpoint_N.pth``) or one checkpoint file in it.
+``arch.legacy_model`` names the run folder (its newest ``checkpoint_N.pth``) or one checkpoint file in it;
+``{dataset}`` in it stands for the dataset's name (one arch entry for several datasets' runs).
 Upstream's optimizer state holds a ``numpy.float64`` learning rate, so checkpoints are read with
 ``torch.load(weights_only=True)`` and an explicit allow-list of numpy's scalar and dtype (numpy 2 pickles
 ``numpy._core.multiarray.scalar``, numpy 1 ``numpy.core.multiarray.scalar``).
@@ -92,7 +93,7 @@ def find(run: Run) -> Path | None:
     given = run.arch.get("legacy_model")
     if not given:
         return None
-    path = Path(given)
+    path = Path(str(given).replace("{dataset}", run.dataset_name))
     if path.is_file() or (path / CONFIG).is_file():
         return path
     return None

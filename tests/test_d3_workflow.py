@@ -1,0 +1,45 @@
+"""The workflow on upstream's six D3 run folders, pointed at them as a user would (one Snakemake run).
+
+``results/d3/<ds>_<arch>/parity.tsv`` compares the port with upstream's own log-scores (the run folder's
+``probe.npz``), and the exported ONNX model reproduces them on upstream's inputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import yaml
+
+from tests.upstream_fixtures import upstream_dir
+from tests.workflow_runner import REPO, copy_workflow, snakemake
+
+DATASETS = ("deepstarr", "mpra", "promoter")
+ARCHS = ("Tran", "Conv")
+
+
+@pytest.mark.workflow
+def test_parity_and_exports_of_every_upstream_run_folder(tmp_path: Path) -> None:
+    root = upstream_dir("d3")
+    workdir = copy_workflow(tmp_path)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["families"]["d3"] = {  # only what a user of upstream's runs writes: where they are
+        "datasets": {d: {"legacy_data": str(root / "data" / d)} for d in DATASETS},
+        "archs": {a: {"legacy_model": str(root / f"{{dataset}}_{a}")} for a in ARCHS},
+    }
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    prefixes = [f"results/d3/{d}_{a}" for d in DATASETS for a in ARCHS]
+    targets = [f"{p}/{name}" for p in prefixes for name in ("parity.tsv", "export/model.onnx")]
+    snakemake(workdir, "-c2", *targets)
+    for prefix in prefixes:
+        table = (workdir / prefix / "parity.tsv").read_text()
+        assert table.startswith("# verdict: PASS\n"), table
+        with np.load(root / Path(prefix).name / "probe.npz") as probe:
+            arrays = [probe[k] for k in ("x", "labels", "sigma")]
+            expected = probe["log_score_ema"]
+        session = onnxruntime.InferenceSession(str(workdir / prefix / "export/model.onnx"))
+        feeds = {node.name: a for node, a in zip(session.get_inputs(), arrays, strict=True)}
+        (got,) = session.run(None, feeds)
+        assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max(), prefix
