@@ -65,6 +65,22 @@ def test_dry_run_of_one_d3_target_plans_only_its_chain(tmp_path: Path) -> None:
     assert jobs == dict.fromkeys(expected | {"parity", "train", "d3_sample", "evaluate"}, 1)
 
 
+def test_dry_run_plans_one_conversion_job_per_input_file(tmp_path: Path) -> None:
+    """A 200-file dataset: 200 shard jobs (one per TFRecord) and one gather, and nothing else."""
+    workdir = copy_workflow(tmp_path / "workflow")
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    names = [f"train-{i:05d}.tfrecord" for i in range(198)] + ["val.tfrecord", "test.tfrecord"]
+    for name in names:
+        (legacy / name).touch()
+    config = tmp_path / "big.yaml"
+    config.write_text(
+        yaml.safe_dump({"families": {"dga": {"datasets": {"domains": {"legacy_data": str(legacy)}}}}})
+    )
+    proc = snakemake(workdir, "-n", "results/dga/domains/data.h5", "--configfile", config)
+    assert planned_jobs(proc.stdout) == {"convert_shard": 200, "convert_data": 1}
+
+
 def test_rule_all_covers_every_configured_combination(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path)
     jobs = planned_jobs(snakemake(workdir, "-n", "all").stdout)

@@ -1,7 +1,7 @@
 """Legacy side (the source framework's env): upstream-format data, the legacy model, reference outputs."""
 
 
-rule legacy_data:
+checkpoint legacy_data:
     output:
         directory("results/{family}/{dataset}/legacy_data"),
     params:

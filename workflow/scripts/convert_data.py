@@ -1,8 +1,11 @@
-"""Snakemake adapter: legacy-format records -> HDF5 (no framework)."""
+"""Snakemake adapter: gather the converted shards into ``data.h5``, or convert the legacy folder in one go."""
 
 from tf2lightning.snakemake_job import snakemake_job
 
 with snakemake_job(snakemake) as run:  # noqa: F821
-    from tf2lightning.stages.data import convert_data
+    from tf2lightning.stages.data import convert_data, gather_shards
 
-    convert_data(run, snakemake.input[0], snakemake.output[0])  # noqa: F821
+    if hasattr(snakemake.input, "shards"):  # noqa: F821
+        gather_shards(snakemake.input.shards, snakemake.output[0])  # noqa: F821
+    else:
+        convert_data(run, snakemake.input.legacy, snakemake.output[0])  # noqa: F821

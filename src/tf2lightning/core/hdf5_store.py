@@ -211,6 +211,7 @@ def _validate(h5: h5py.File, path: str, keys: Sequence[str] | None) -> tuple[lis
             raise FormatError(f"{path}: missing dataset {key!r}; found {sorted(h5.keys())}")
         if obj.ndim == 0:
             raise FormatError(f"{path}: dataset {key!r} is a scalar, not one row per example")
+    _check_virtual_sources(h5, path, keys)
     if expected is None:
         expected, source = h5[keys[0]].shape[0], f"dataset {keys[0]!r}"
     else:
@@ -221,6 +222,20 @@ def _validate(h5: h5py.File, path: str, keys: Sequence[str] | None) -> tuple[lis
                 f"{path}: dataset {key!r} has {h5[key].shape[0]} rows, expected {int(expected)} ({source})"
             )
     return keys, int(expected)
+
+
+def _check_virtual_sources(h5: h5py.File, path: str, keys: Sequence[str]) -> None:
+    """A virtual dataset (gathered shards, ``core.shards``) reads fill values where a source file is
+    missing: refuse to read it instead, naming the file."""
+    folder = Path(path).resolve().parent
+    for key in keys:
+        dset = h5[key]
+        if not dset.is_virtual:
+            continue
+        for source in dset.virtual_sources():
+            name = source.file_name
+            if name != "." and not (folder / name).is_file():
+                raise FormatError(f"{path}: dataset {key!r} reads rows from {name}, which is missing")
 
 
 def _reader(dset: h5py.Dataset) -> Any:

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from tf2lightning.core.hdf5_store import Field, H5Writer
+from tf2lightning.core.shards import Shard
 from tf2lightning.errors import FormatError
 from tf2lightning.families.clair3.bin_format import bin_path, check_bin
 from tf2lightning.families.clair3.labels import HEADS, LABEL_WIDTH, label_classes
@@ -62,11 +63,38 @@ def open_split(run: Run, legacy_dir: Path, split: str) -> Iterator[tuple[dict[st
         yield arrays, counts["pileup"]
 
 
+def split_stems(legacy_dir: Path, split: str) -> list[str]:
+    """The ``.bin`` pairs of one split by stem: ``<split>.{pileup,full_alignment}.bin`` and/or parts
+    ``<split>-*.{pileup,full_alignment}.bin`` (the missing-file error comes from :func:`open_split`)."""
+    suffix = ".pileup.bin"
+    parts = [p.name[: -len(suffix)] for p in sorted(Path(legacy_dir).glob(f"{split}-*{suffix}"))]
+    whole = bin_path(legacy_dir, split, "pileup").exists() or not parts
+    return [split] * whole + parts
+
+
+def shards(run: Run, legacy_dir: Path) -> list[Shard]:
+    """One shard per pileup/full-alignment ``.bin`` pair, splits in order."""
+    return [
+        Shard(stem, split, tuple(bin_path(legacy_dir, stem, field) for field in TENSOR_FIELD.values()))
+        for split in SPLITS
+        for stem in split_stems(legacy_dir, split)
+    ]
+
+
 def convert(run: Run, legacy_dir: Path, out_h5: Path, block_rows: int = 4096) -> None:
     """Stream every split's sites into ``out_h5`` in blocks (nothing is left behind if a file is bad)."""
+    _write(run, Path(legacy_dir), shards(run, Path(legacy_dir)), Path(out_h5), block_rows)
+
+
+def convert_shard(run: Run, legacy_dir: Path, shard: Shard, out_h5: Path) -> None:
+    """The sites of one shard's ``.bin`` pair, in the layout of :func:`convert` (for ``core.shards``)."""
+    _write(run, Path(legacy_dir), [shard], Path(out_h5))
+
+
+def _write(run: Run, legacy_dir: Path, parts: list[Shard], out_h5: Path, block_rows: int = 4096) -> None:
     platform = platform_of(run)
     with contextlib.ExitStack() as stack:
-        splits = [stack.enter_context(open_split(run, legacy_dir, split)) for split in SPLITS]
+        splits = [stack.enter_context(open_split(run, legacy_dir, shard.name)) for shard in parts]
         widths = {k: max(arrays[k].dtype.itemsize for arrays, _ in splits) for k in ("position", "alt_info")}
         fields = {
             "pileup": Field(np.int8, platform.pileup_shape, CODEC, CHUNK_ROWS),
@@ -84,8 +112,9 @@ def convert(run: Run, legacy_dir: Path, out_h5: Path, block_rows: int = 4096) ->
             "source": str(legacy_dir),
         }
         with H5Writer(out_h5, fields, attrs) as out:
-            for split_id, (split, (arrays, n)) in enumerate(zip(SPLITS, splits, strict=True)):
-                where = bin_path(legacy_dir, split, "full_alignment")
+            for shard, (arrays, n) in zip(parts, splits, strict=True):
+                stem, split_id = shard.name, SPLITS.index(shard.split)
+                where = bin_path(legacy_dir, stem, "full_alignment")
                 for start in range(0, n, block_rows):
                     block = {k: v[start : start + block_rows] for k, v in arrays.items()}
                     for name in ("label", "position"):
@@ -94,7 +123,7 @@ def convert(run: Run, legacy_dir: Path, out_h5: Path, block_rows: int = 4096) ->
                                 f"{where}: array {name!r} differs from the pileup .bin's near row {start}"
                             )
                     label_classes(
-                        block["label"], f"{bin_path(legacy_dir, split, 'pileup')} (rows from {start})"
+                        block["label"], f"{bin_path(legacy_dir, stem, 'pileup')} (rows from {start})"
                     )
                     block["label"] = block["label"].astype(np.int8)
                     block["split"] = np.full(len(block["label"]), split_id, dtype=np.uint8)

@@ -17,6 +17,7 @@ import numpy as np
 
 from tf2lightning.core.bad_records import BadRecordPolicy
 from tf2lightning.core.hdf5_store import Field, H5Writer
+from tf2lightning.core.shards import Shard, shard_name
 from tf2lightning.core.tfrecord import parse_example
 from tf2lightning.errors import FormatError
 from tf2lightning.families.dga.alphabet import ALPHABET, encode_domains
@@ -101,12 +102,39 @@ def read_split(
     return domains, np.asarray(labels, dtype=np.int64)
 
 
+def split_files(legacy_dir: Path, split: str) -> list[Path]:
+    """The TFRecord files of one split: ``<split>.tfrecord`` and/or parts ``<split>-*.tfrecord``."""
+    files = [*sorted(legacy_dir.glob(f"{split}.tfrecord")), *sorted(legacy_dir.glob(f"{split}-*.tfrecord"))]
+    if not files:
+        raise FormatError(f"{legacy_dir / f'{split}.tfrecord'}: missing split file")
+    return files
+
+
+def shards(run: Run, legacy_dir: Path) -> list[Shard]:
+    """One shard per TFRecord file, splits in order (the workflow converts each in its own job)."""
+    legacy_dir = Path(legacy_dir)
+    return [
+        Shard(shard_name(legacy_dir, path), split, (path,))
+        for split in SPLITS
+        for path in split_files(legacy_dir, split)
+    ]
+
+
 def convert(run: Run, legacy_dir: Path, out_h5: Path) -> None:
     """Write every split of the legacy dataset into ``out_h5`` (nothing is left if a record is bad).
 
     With the dataset's ``skip_bad_records`` set, bad records are skipped instead; their count and indices
     per file go to the HDF5 attributes and the log.
     """
+    _write(run, Path(legacy_dir), shards(run, legacy_dir), Path(out_h5))
+
+
+def convert_shard(run: Run, legacy_dir: Path, shard: Shard, out_h5: Path) -> None:
+    """The rows of one shard's files, in the layout of :func:`convert` (for ``core.shards.gather``)."""
+    _write(run, Path(legacy_dir), [shard], Path(out_h5))
+
+
+def _write(run: Run, legacy_dir: Path, parts: list[Shard], out_h5: Path) -> None:
     meta = read_sidecar(legacy_dir)
     policy = BadRecordPolicy(skip=bool(run.dataset.get("skip_bad_records", False)))
     classes, max_len = list(meta["classes"]), int(meta["max_len"])
@@ -129,19 +157,17 @@ def convert(run: Run, legacy_dir: Path, out_h5: Path) -> None:
         "source": str(legacy_dir),
     }
     with H5Writer(out_h5, fields, attrs) as out:
-        for split_id, split in enumerate(SPLITS):
-            path = legacy_dir / f"{split}.tfrecord"
-            if not path.exists():
-                raise FormatError(f"{path}: missing split file")
-            domains, labels = read_split(path, len(classes), policy)
-            out.append(
-                {
-                    "tokens": encode_domains(domains, max_len).astype(np.uint8),
-                    "label": labels,
-                    "split": np.full(len(labels), split_id, dtype=np.uint8),
-                    "domain": domains,
-                }
-            )
+        for shard in parts:
+            for path in shard.paths:
+                domains, labels = read_split(path, len(classes), policy)
+                out.append(
+                    {
+                        "tokens": encode_domains(domains, max_len).astype(np.uint8),
+                        "label": labels,
+                        "split": np.full(len(labels), SPLITS.index(shard.split), dtype=np.uint8),
+                        "domain": domains,
+                    }
+                )
         out.attrs.update(policy.h5_attrs())
     policy.log_summary(log)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tf2lightning.core.hdf5_store import Field, H5Writer
+from tf2lightning.core.shards import Shard, shard_name
 from tf2lightning.core.tfrecord import iter_records, parse_example, parse_tensor
 from tf2lightning.errors import FormatError
 from tf2lightning.families.epibert.geometry import Geometry, geometry, mask_rate
@@ -90,14 +91,38 @@ def has_rna(path: Path) -> bool:
     return first is not None and "rna" in _parse(first, f"{path}: record 0")
 
 
+def split_files(legacy_dir: Path, split: str, cell_type: str) -> list[Path]:
+    """The TFRecords of one split and cell type: upstream's ``<split>/<cell type>.tfr`` and/or parts
+    ``<split>/<cell type>-*.tfr``."""
+    folder = Path(legacy_dir) / split
+    files = [*sorted(folder.glob(f"{cell_type}.tfr")), *sorted(folder.glob(f"{cell_type}-*.tfr"))]
+    if not files:
+        raise FormatError(f"{folder / f'{cell_type}.tfr'}: missing TFRecord file of split {split!r}")
+    return files
+
+
+def shards(run: Run, legacy_dir: Path) -> list[Shard]:
+    """One shard per TFRecord file of the cell type, splits in order."""
+    return [
+        Shard(shard_name(legacy_dir, path), split, (path,))
+        for split in SPLITS
+        for path in split_files(legacy_dir, split, run.dataset_name)
+    ]
+
+
 def convert(run: Run, legacy_dir: Path, out_h5: Path) -> None:
     """Write every split of the cell type ``run.dataset_name`` into ``out_h5``."""
+    _write(run, Path(legacy_dir), shards(run, Path(legacy_dir)), Path(out_h5))
+
+
+def convert_shard(run: Run, legacy_dir: Path, shard: Shard, out_h5: Path) -> None:
+    """The rows of one shard's files, in the layout of :func:`convert` (for ``core.shards.gather``)."""
+    _write(run, Path(legacy_dir), [shard], Path(out_h5))
+
+
+def _write(run: Run, legacy_dir: Path, parts: list[Shard], out_h5: Path) -> None:
     geo = geometry(run)
-    paths = {split: Path(legacy_dir) / split / f"{run.dataset_name}.tfr" for split in SPLITS}
-    for split, path in paths.items():
-        if not path.exists():
-            raise FormatError(f"{path}: missing TFRecord file of split {split!r}")
-    rna = has_rna(paths[SPLITS[0]])
+    rna = has_rna(split_files(legacy_dir, SPLITS[0], run.dataset_name)[0])  # the dataset's first file decides
     fields = {
         "sequence": Field(np.uint8, (geo.stored_length,), "bitshuffle-lz4"),
         "atac": Field(np.float16, (geo.atac_length,), "bitshuffle-lz4"),
@@ -111,14 +136,15 @@ def convert(run: Run, legacy_dir: Path, out_h5: Path) -> None:
         fields["rna"] = Field(np.float16, (geo.n_tokens,), "bitshuffle-lz4")
     attrs = {"splits": list(SPLITS), "cell_type": run.dataset_name, "source": str(legacy_dir)}
     with H5Writer(out_h5, fields, attrs) as out:
-        for split_id, path in enumerate(paths.values()):
-            rows = [
-                read_example(r, geo, f"{path}: record {i}", rna) for i, r in enumerate(iter_records(path))
-            ]
-            if not rows:
-                raise FormatError(f"{path}: no records")
-            batch = {key: [row[key] for row in rows] for key in rows[0]}
-            out.append({**batch, "split": np.full(len(rows), split_id, np.uint8)})
+        for shard in parts:
+            for path in shard.paths:
+                rows = [
+                    read_example(r, geo, f"{path}: record {i}", rna) for i, r in enumerate(iter_records(path))
+                ]
+                if not rows:
+                    raise FormatError(f"{path}: no records")
+                batch = {key: [row[key] for row in rows] for key in rows[0]}
+                out.append({**batch, "split": np.full(len(rows), SPLITS.index(shard.split), np.uint8)})
 
 
 def make_datamodule(run: Run, h5: Path, **_: Path) -> EpiBERTDataModule:

@@ -1,0 +1,403 @@
+"""Converter throughput on many-file corpora: MB/s per core and in total, beside raw decode and tf.data.
+
+    .venv/bin/python benchmarks/convert_throughput.py --gb 1 --workers 2 --out results/convert_throughput.tsv
+
+Writes a synthetic EpiBERT-like corpus (ZLIB TFRecords, ``<split>/K562-<i>.tfr``, upstream's record
+layout, made without TensorFlow) and a Clair3-like one (``<split>-<i>.{pileup,full_alignment}.bin``,
+PyTables/Blosc as Tensor2Bin writes them), each of at least ``--gb`` GB on disk, into ``--scratch``. Then,
+per family, times on this machine:
+
+- ``convert``: the workflow's shard jobs (``stages.data.convert_shard``, one per input file) run by
+  ``--workers`` processes, then the gather; MB/s of input in total and per core (total / workers);
+- ``convert, 1 process``: the same shard jobs in one process (per-core rate without contention);
+- raw decode in one process: for TFRecords the framing with both CRCs and zlib (``iter_records``), and
+  that plus a protobuf parse of every ``tf.train.Example`` (the C++ ``google.protobuf`` runtime); for
+  ``.bin`` files, reading every array (HDF5 + Blosc decompression);
+- ``tf.data`` in one process (a TensorFlow child, never this process): ``TFRecordDataset`` + EpiBERT's
+  upstream parser, or Clair3's ``.bin`` reader (``legacy.bin_dataset``) over the training files.
+
+Records are drawn once and repeated across files (the converters do not care), so writing a GB takes
+minutes rather than hours. Rows are printed as a Markdown table and written to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from tf2lightning.core.hdf5_store import read_attrs
+from tf2lightning.core.tfrecord import encode_example, encode_tensor, iter_records, write_records
+from tf2lightning.core.tsv import write_tsv
+from tf2lightning.families.clair3.bin_format import bin_path, read_bin, write_bin
+from tf2lightning.families.clair3.platform import Platform
+from tf2lightning.families.clair3.synthetic import generate_sites
+from tf2lightning.families.epibert.geometry import geometry
+from tf2lightning.families.epibert.synthetic import generate
+from tf2lightning.run import Run
+from tf2lightning.stages.data import convert_shard, dataset_shards, gather_shards
+
+SPLITS = ("train", "val", "test")
+EPIBERT = Run(
+    "epibert",
+    "K562",
+    "",
+    dataset={
+        "input_length": 4096,
+        "output_res": 32,
+        "atac_bin": 4,
+        "max_shift": 4,
+        "crop": 2,
+        "mask_size": 128,
+        "atac_mask_dropout": 0.15,
+        "n_motifs": 16,
+    },
+)
+CLAIR3 = Run("clair3", "ont", "F", dataset={"platform": "ont", "depth": 89}, arch={"network": "F"})
+
+
+def epibert_records(n: int, seed: int = 0) -> list[bytes]:
+    """``n`` upstream-layout ``tf.train.Example`` records (sequence, float16/int32 tensors, rna)."""
+    out = []
+    for example in generate(np.random.default_rng(seed), geometry(EPIBERT), "K562", n, "train"):
+        tensors = {
+            "atac": example.atac.astype(np.float16),
+            "peaks": example.peaks.astype(np.int32),
+            "peaks_center": example.peaks_center.astype(np.int32),
+            "motif_activity": example.motif_activity.astype(np.float16),
+            "rna": example.rna.astype(np.float16),
+        }
+        features = {name: [encode_tensor(value)] for name, value in tensors.items()}
+        out.append(encode_example({**features, "sequence": example.sequence, "interval": example.interval}))
+    return out
+
+
+def write_epibert(root: Path, n_files: int, per_file: int, records: list[bytes]) -> None:
+    """``n_files`` ZLIB TFRecords of ``per_file`` records each, spread over the splits (train first)."""
+    for i in range(n_files):
+        split = SPLITS[0] if i < max(n_files - 2, 1) else SPLITS[1 + (i % 2)]
+        chosen = (records[(i * per_file + j) % len(records)] for j in range(per_file))
+        path = root / split / f"K562-{i:04d}.tfr"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_records(path, chosen, "ZLIB")
+
+
+def clair3_sites(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    return generate_sites(n, Platform("ont", 89), np.random.default_rng(seed))
+
+
+def write_clair3(root: Path, n_files: int, per_file: int, sites: dict[str, np.ndarray]) -> None:
+    """``n_files`` pileup/full-alignment ``.bin`` pairs of ``per_file`` sites each (train first)."""
+    n = len(sites["label"])
+    for i in range(n_files):
+        split = SPLITS[0] if i < max(n_files - 2, 1) else SPLITS[1 + (i % 2)]
+        rows = np.arange(i * per_file, (i + 1) * per_file) % n
+        shared = {k: sites[k][rows] for k in ("label", "position", "alt_info")}
+        for field in ("pileup", "full_alignment"):
+            write_bin(
+                bin_path(root, f"{split}-{i:04d}", field), {"position_matrix": sites[field][rows], **shared}
+            )
+
+
+def _size(paths: list[Path]) -> float:
+    return sum(p.stat().st_size for p in paths) / 1e6
+
+
+def _one_shard(job: tuple[Run, str, str, str]) -> None:
+    run, legacy, name, out = job
+    os.environ["OMP_NUM_THREADS"] = "1"
+    convert_shard(run, legacy, name, out)
+
+
+def convert_rate(run: Run, legacy: Path, work: Path, workers: int) -> tuple[float, int]:
+    """Seconds to convert every shard with ``workers`` processes and gather them; the row count."""
+    shards = dataset_shards(run, legacy) or []
+    outs = [work / "shards" / f"{shard.name}.h5" for shard in shards]
+    jobs = [(run, str(legacy), shard.name, str(out)) for shard, out in zip(shards, outs, strict=True)]
+    start = time.perf_counter()
+    if workers == 1:
+        for job in jobs:
+            _one_shard(job)
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_one_shard, jobs))
+    gather_shards(outs, work / "data.h5")
+    seconds = time.perf_counter() - start
+    return seconds, int(read_attrs(work / "data.h5")["n_examples"])
+
+
+def timed(fn: Callable[[], int]) -> tuple[float, int]:
+    start = time.perf_counter()
+    items = fn()
+    return time.perf_counter() - start, items
+
+
+def protobuf_example() -> Callable[[bytes], object]:
+    """A ``tf.train.Example`` parser on the C++/upb protobuf runtime (the message declared here)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    field = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(name="bench_example.proto", package="bench", syntax="proto3")
+    for name, kind in (
+        ("BytesList", field.TYPE_BYTES),
+        ("FloatList", field.TYPE_FLOAT),
+        ("Int64List", field.TYPE_INT64),
+    ):
+        proto.message_type.add(name=name).field.add(
+            name="value", number=1, type=kind, label=field.LABEL_REPEATED
+        )
+    feature = proto.message_type.add(name="Feature")
+    feature.oneof_decl.add(name="kind")
+    for number, name in enumerate(("bytes_list", "float_list", "int64_list"), start=1):
+        type_name = ".bench." + "".join(part.title() for part in name.split("_")).replace("list", "List")
+        feature.field.add(
+            name=name, number=number, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
+            type_name=type_name, oneof_index=0,
+        )  # fmt: skip
+    features = proto.message_type.add(name="Features")
+    entry = features.nested_type.add(name="FeatureEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    entry.field.add(
+        name="value",
+        number=2,
+        type=field.TYPE_MESSAGE,
+        label=field.LABEL_OPTIONAL,
+        type_name=".bench.Feature",
+    )
+    features.field.add(
+        name="feature", number=1, type=field.TYPE_MESSAGE, label=field.LABEL_REPEATED,
+        type_name=".bench.Features.FeatureEntry",
+    )  # fmt: skip
+    proto.message_type.add(name="Example").field.add(
+        name="features",
+        number=1,
+        type=field.TYPE_MESSAGE,
+        label=field.LABEL_OPTIONAL,
+        type_name=".bench.Features",
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("bench.Example")).FromString
+
+
+TF_EPIBERT = """
+import json, sys, time
+import tensorflow as tf
+from tf2lightning.families.epibert import tfdata
+from tf2lightning.families.epibert.geometry import geometry
+from tf2lightning.run import Run
+run, files = Run(**json.loads(sys.argv[1])), sys.argv[2:]
+tf.config.threading.set_inter_op_parallelism_threads(1)
+tf.config.threading.set_intra_op_parallelism_threads(1)
+geo = geometry(run)
+ds = tf.data.TFRecordDataset(files, compression_type="ZLIB").map(lambda r: tfdata.parse(r, geo, rna=True))
+start, n = time.perf_counter(), 0
+for _ in ds:
+    n += 1
+print(json.dumps({"seconds": time.perf_counter() - start, "items": n}))
+"""
+
+TF_CLAIR3 = """
+import json, sys, time
+import tensorflow as tf
+from tf2lightning.families.clair3 import legacy
+from tf2lightning.run import Run
+tf.config.threading.set_inter_op_parallelism_threads(1)
+tf.config.threading.set_intra_op_parallelism_threads(1)
+run, root, stems = Run(**json.loads(sys.argv[1])), sys.argv[2], sys.argv[3:]
+start, n = time.perf_counter(), 0
+for stem in stems:
+    for x, _ in legacy.bin_dataset(run, root, stem, 200, 0):
+        n += len(x)
+print(json.dumps({"seconds": time.perf_counter() - start, "items": n}))
+"""
+
+
+def tf_child(script: str, run: Run, *args: str) -> tuple[float, int]:
+    """Run ``script`` in a TensorFlow child process (this process never imports TensorFlow)."""
+    payload = json.dumps(dataclasses.asdict(run))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", script, payload, *args], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(f"tf.data child failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(result["seconds"]), int(result["items"])
+
+
+def row(family: str, what: str, megabytes: float, seconds: float, items: int, workers: int = 1) -> dict:
+    return {
+        "family": family,
+        "reader": what,
+        "processes": workers,
+        "input_mb": round(megabytes, 1),
+        "seconds": round(seconds, 2),
+        "mb_per_s": round(megabytes / seconds, 2),
+        "mb_per_s_per_core": round(megabytes / seconds / workers, 2),
+        "records_per_s": round(items / seconds, 1),
+    }
+
+
+def bench_epibert(root: Path, work: Path, gb: float, workers: int, per_file: int) -> list[dict]:
+    records = epibert_records(256)
+    per_record = sum(len(r) for r in records) / len(records)
+    # ZLIB shrinks these records about 4x; size the corpus by a trial file
+    write_epibert(root / "trial", 1, per_file, records)
+    on_disk = _size(list((root / "trial").rglob("*.tfr"))) / per_file
+    n_files = max(3, int(np.ceil(gb * 1e3 / (on_disk * per_file))))
+    write_epibert(root / "corpus", n_files, per_file, records)
+    files = sorted((root / "corpus").rglob("*.tfr"))
+    mb = _size(files)
+    print(
+        f"epibert: {n_files} files, {mb:.0f} MB on disk ({per_record / 1e3:.1f} kB per record raw)",
+        flush=True,
+    )
+    rows = [
+        row(
+            "epibert",
+            "convert (shard jobs + gather)",
+            mb,
+            *convert_rate(EPIBERT, root / "corpus", work / "e", workers),
+            workers,
+        )
+    ]
+    one = sorted((root / "corpus" / "train").glob("*.tfr"))[:2]
+    mb_one = _size(one)
+    rows.append(
+        row(
+            "epibert",
+            "convert, 1 process",
+            mb_one,
+            *convert_rate_files(EPIBERT, root / "corpus", work / "e1", one),
+        )
+    )
+    rows.append(
+        row(
+            "epibert",
+            "raw: framing + CRC + zlib",
+            mb_one,
+            *timed(lambda: sum(1 for f in one for _ in iter_records(f))),
+        )
+    )
+    parse = protobuf_example()
+    rows.append(
+        row(
+            "epibert",
+            "raw: + protobuf parse (C++)",
+            mb_one,
+            *timed(lambda: sum(1 for f in one for r in iter_records(f) if parse(r))),
+        )
+    )
+    rows.append(
+        row(
+            "epibert",
+            "tf.data: TFRecordDataset + upstream parse",
+            mb_one,
+            *tf_child(TF_EPIBERT, EPIBERT, *map(str, one)),
+        )
+    )
+    return rows
+
+
+def convert_rate_files(run: Run, legacy: Path, work: Path, files: list[Path]) -> tuple[float, int]:
+    """Seconds and rows to convert the shards of ``files`` alone, in this process."""
+    wanted = {f.resolve() for f in files}
+    shards = [s for s in dataset_shards(run, legacy) or [] if {p.resolve() for p in s.paths} & wanted]
+    start, rows = time.perf_counter(), 0
+    for shard in shards:
+        out = work / f"{shard.name}.h5"
+        convert_shard(run, legacy, shard.name, out)
+        rows += int(read_attrs(out)["n_examples"])
+    return time.perf_counter() - start, rows
+
+
+def bench_clair3(root: Path, work: Path, gb: float, workers: int, per_file: int) -> list[dict]:
+    sites = clair3_sites(512)
+    write_clair3(root / "trial", 1, per_file, sites)
+    on_disk = _size(list((root / "trial").glob("*.bin"))) / per_file
+    n_files = max(3, int(np.ceil(gb * 1e3 / (on_disk * per_file))))
+    write_clair3(root / "corpus", n_files, per_file, sites)
+    files = sorted((root / "corpus").glob("*.bin"))
+    mb = _size(files)
+    print(f"clair3: {n_files} .bin pairs, {mb:.0f} MB on disk", flush=True)
+    rows = [
+        row(
+            "clair3",
+            "convert (shard jobs + gather)",
+            mb,
+            *convert_rate(CLAIR3, root / "corpus", work / "c", workers),
+            workers,
+        )
+    ]
+    pair = sorted((root / "corpus").glob("train-0000.*.bin"))  # full_alignment, pileup
+    mb_one = _size(pair)
+    rows.append(
+        row(
+            "clair3",
+            "convert, 1 process",
+            mb_one,
+            *convert_rate_files(CLAIR3, root / "corpus", work / "c1", pair),
+        )
+    )
+    rows.append(
+        row(
+            "clair3",
+            "raw: HDF5 + Blosc decode of every array",
+            mb_one,
+            *timed(lambda: sum(len(read_bin(f)["label"]) for f in pair) // 2),
+        )
+    )
+    # the F network reads the full-alignment .bin, in whole batches of shuffled 200-row chunks
+    seconds, items = tf_child(TF_CLAIR3, CLAIR3, str(root / "corpus"), "train-0000")
+    rows.append(
+        row(
+            "clair3",
+            "Clair3 .bin reader (tf.data generator, F)",
+            _size(pair[:1]) * items / per_file,
+            seconds,
+            items,
+        )
+    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gb", type=float, default=1.0, help="size of each corpus on disk")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--per-file", type=int, default=2000, help="records (sites) per input file")
+    parser.add_argument("--family", choices=("epibert", "clair3", "both"), default="both")
+    parser.add_argument(
+        "--scratch", type=Path, default=None, help="where the corpora go (default: a temp dir)"
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
+        root = Path(tmp)
+        rows = []
+        if args.family in ("epibert", "both"):
+            rows += bench_epibert(root / "epibert", root / "out", args.gb, args.workers, args.per_file)
+        if args.family in ("clair3", "both"):
+            rows += bench_clair3(root / "clair3", root / "out", args.gb, args.workers, args.per_file)
+    columns = list(rows[0])
+    print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in columns) + " |")
+    if args.out:
+        write_tsv(args.out, rows, columns)
+
+
+if __name__ == "__main__":
+    main()

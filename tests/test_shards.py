@@ -1,0 +1,138 @@
+"""Sharded conversion: one HDF5 per input file, gathered into one virtual ``data.h5`` that holds exactly
+the records of its inputs, read unchanged by the DataModule; bad shards fail alone, naming their file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.test_dga_data import RUN, write_legacy
+from tf2lightning.core.hdf5_store import Field, H5Examples, H5Writer, read_all, read_attrs
+from tf2lightning.core.shards import gather
+from tf2lightning.errors import FormatError
+from tf2lightning.families.dga.data import convert, make_datamodule
+from tf2lightning.stages.data import convert_shard, dataset_shards, gather_shards
+
+
+def sharded(legacy: Path, out: Path) -> Path:
+    """What the workflow does: every shard in its own call, then the gather."""
+    files = []
+    for shard in dataset_shards(RUN, legacy):
+        files.append(out.parent / "shards" / f"{shard.name}.h5")
+        convert_shard(RUN, legacy, shard.name, files[-1])
+    gather_shards(files, out)
+    return out
+
+
+def test_gathered_dataset_equals_one_job_conversion(tmp_path: Path) -> None:
+    legacy = tmp_path / "legacy"
+    write_legacy(legacy, {"train": 40, "val": 7, "test": 9})
+    for i in range(3):  # a split in several files: train-0000.tfrecord, ...
+        extra = write_legacy(tmp_path / f"part{i}", {"train": 5 + i, "val": 1, "test": 1})
+        (tmp_path / f"part{i}" / "train.tfrecord").rename(legacy / f"train-{i:04d}.tfrecord")
+        assert len(extra["train"][0]) == 5 + i
+    whole = tmp_path / "whole" / "data.h5"
+    convert(RUN, legacy, whole)
+    gathered = sharded(legacy, tmp_path / "out" / "data.h5")
+
+    assert [s.name for s in dataset_shards(RUN, legacy)][:4] == [
+        "train.tfrecord",
+        "train-0000.tfrecord",
+        "train-0001.tfrecord",
+        "train-0002.tfrecord",
+    ]
+    expected, found = read_all(whole), read_all(gathered)
+    assert found.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_array_equal(found[key], expected[key])
+    attrs = read_attrs(gathered)
+    assert attrs["n_examples"] == 40 + 18 + 7 + 9 == sum(attrs["shard_rows"])
+    assert attrs["skipped_records"] == 0 and attrs["classes"] == read_attrs(whole)["classes"]
+    with h5py.File(gathered) as h5:
+        assert all(h5[key].is_virtual for key in expected)
+
+    # the DataModule reads it unchanged, from any working directory
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        datamodule = make_datamodule(RUN, gathered.relative_to(tmp_path))
+        datamodule.setup("fit")
+        assert next(iter(datamodule.train_dataloader()))["tokens"].shape == (8, 16)
+    finally:
+        os.chdir(cwd)
+
+
+def test_a_missing_shard_is_an_error_not_zeros(tmp_path: Path) -> None:
+    write_legacy(tmp_path / "legacy", {"train": 6, "val": 2, "test": 2})
+    gathered = sharded(tmp_path / "legacy", tmp_path / "out" / "data.h5")
+    (tmp_path / "out" / "shards" / "val.tfrecord.h5").unlink()
+    with pytest.raises(FormatError, match=r"shards/val\.tfrecord\.h5, which is missing"):
+        H5Examples(gathered)
+    with pytest.raises(FormatError, match="which is missing"):
+        read_all(gathered)
+
+
+def test_a_bad_file_fails_its_shard_alone_and_leaves_nothing(tmp_path: Path) -> None:
+    legacy = tmp_path / "legacy"
+    write_legacy(legacy, {"train": 6, "val": 2, "test": 2})
+    raw = bytearray((legacy / "val.tfrecord").read_bytes())
+    (legacy / "val.tfrecord").write_bytes(bytes(raw[: len(raw) // 2]))  # truncated
+    out = tmp_path / "shards"
+    convert_shard(RUN, legacy, "train.tfrecord", out / "train.h5")
+    with pytest.raises(FormatError, match=r"val\.tfrecord"):
+        convert_shard(RUN, legacy, "val.tfrecord", out / "val.h5")
+    assert sorted(p.name for p in out.iterdir()) == ["train.h5"]  # no partial or temporary file
+    with pytest.raises(FormatError, match="no shard 'nope'"):
+        convert_shard(RUN, legacy, "nope", out / "nope.h5")
+
+
+def test_gather_refuses_shards_that_do_not_fit(tmp_path: Path) -> None:
+    def shard(name: str, width: int, attrs: dict) -> Path:
+        with H5Writer(tmp_path / name, {"x": Field(np.float32, (width,))}, attrs) as out:
+            out.append({"x": np.ones((3, width), np.float32)})
+        return tmp_path / name
+
+    a, b = shard("a.h5", 4, {"k": 1}), shard("b.h5", 5, {"k": 1})
+    with pytest.raises(FormatError, match=r"b\.h5: field 'x' has rows of shape \(5,\)"):
+        gather([a, b], tmp_path / "data.h5")
+    c = shard("c.h5", 4, {"k": 2})
+    with pytest.raises(FormatError, match=r"c\.h5: attribute 'k' is 2"):
+        gather([a, c], tmp_path / "data.h5")
+    assert not (tmp_path / "data.h5").exists()
+    assert gather([a, a], tmp_path / "data.h5") == 6
+
+
+@pytest.mark.parametrize("family", ["epibert", "clair3"])
+def test_epibert_and_clair3_shards_gather_to_the_one_job_conversion(family: str, tmp_path: Path) -> None:
+    from benchmarks.convert_throughput import (
+        CLAIR3,
+        EPIBERT,
+        clair3_sites,
+        epibert_records,
+        write_clair3,
+        write_epibert,
+    )
+    from tf2lightning.families import family_module
+
+    legacy = tmp_path / "legacy"
+    if family == "epibert":
+        run = EPIBERT
+        write_epibert(legacy, 5, 3, epibert_records(7))
+    else:
+        run = CLAIR3
+        write_clair3(legacy, 5, 4, clair3_sites(13))
+    family_module(family, "data").convert(run, legacy, tmp_path / "whole.h5")
+    shards = dataset_shards(run, legacy)
+    assert shards is not None and len(shards) == 5
+    files = [tmp_path / "shards" / f"{shard.name}.h5" for shard in shards]
+    for shard, out in zip(shards, files, strict=True):
+        convert_shard(run, legacy, shard.name, out)
+    gather_shards(files, tmp_path / "data.h5")
+    expected, found = read_all(tmp_path / "whole.h5"), read_all(tmp_path / "data.h5")
+    assert found.keys() == expected.keys() and len(found["split"]) == (15 if family == "epibert" else 20)
+    for key in expected:
+        np.testing.assert_array_equal(found[key], expected[key])
