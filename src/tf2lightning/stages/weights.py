@@ -69,17 +69,21 @@ def _as_arrays(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> list[np.ndar
 def export_model(run: Run, weights: str | Path, torchscript_path: str | Path, onnx_path: str | Path) -> None:
     """Export TorchScript and ONNX (dynamic batch); both must reproduce eager outputs within 1e-5.
 
-    Both files are verified under their temporary names, so a failed check leaves neither behind.
+    Both files are verified under their temporary names, so a failed check leaves neither behind. A
+    family's model module may define ``exported_outputs(outputs) -> tuple`` to compare what its users read
+    instead of the raw outputs (Clair3: the heads' probabilities, as the Keras model returns them).
     """
     import onnxruntime
 
     torch.set_num_threads(run.threads)
     model = load_port(run, weights)
-    inputs = family_module(run.family, "model").example_inputs(run)
+    model_module = family_module(run.family, "model")
+    view = getattr(model_module, "exported_outputs", lambda outputs: outputs)
+    inputs = model_module.example_inputs(run)
     names = [f"input_{i}" for i in range(len(inputs))]
     batch = torch.export.Dim("batch")
     with torch.no_grad(), atomic_path(torchscript_path) as ts_tmp, atomic_path(onnx_path) as onnx_tmp:
-        expected = _as_arrays(model(*inputs))
+        expected = _as_arrays(view(model(*inputs)))
         torch.jit.save(torch.jit.trace(model, inputs), str(ts_tmp))
         torch.onnx.export(
             model,
@@ -91,9 +95,10 @@ def export_model(run: Run, weights: str | Path, torchscript_path: str | Path, on
             dynamo=True,
         )
         session = onnxruntime.InferenceSession(str(onnx_tmp), providers=["CPUExecutionProvider"])
+        onnx_outputs = session.run(None, {n: t.numpy() for n, t in zip(names, inputs, strict=True)})
         exported = {
-            "TorchScript": _as_arrays(torch.jit.load(str(ts_tmp))(*inputs)),
-            "ONNX Runtime": session.run(None, {n: t.numpy() for n, t in zip(names, inputs, strict=True)}),
+            "TorchScript": _as_arrays(view(torch.jit.load(str(ts_tmp))(*inputs))),
+            "ONNX Runtime": _as_arrays(view(tuple(torch.from_numpy(a) for a in onnx_outputs))),
         }
         for label, outputs in exported.items():
             error = max(float(np.abs(got - want).max()) for got, want in zip(outputs, expected, strict=True))
