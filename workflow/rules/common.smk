@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tf2lightning.bench.family_hooks import declared_tasks
 from tf2lightning.config import validate_families
+from tf2lightning.errors import ConfigError
 from tf2lightning.families import family_module, family_package_file, family_spec
 from tf2lightning.run import Run, iter_runs
 from tf2lightning.stages.data import dataset_shards
@@ -134,10 +135,22 @@ def family_rule_files():
     return [str(path) for path in files if path.is_file()]
 
 
+def selected_runs():
+    """The combinations that ``all`` builds (the config's ``targets``, ``family/dataset_arch``), or every one."""
+    wanted = config.get("targets")
+    if wanted is None:
+        return RUNS
+    names = {f"{f}/{d}_{a}": (f, d, a) for f, d, a in RUNS}
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        raise ConfigError(f"config targets: {unknown} are not configured combinations ({sorted(names)})")
+    return [names[name] for name in wanted]
+
+
 def all_targets():
-    """Every configured combination's evaluation, parity report and exports."""
+    """The evaluation, parity report and exports of every combination that ``all`` builds."""
     targets = []
-    for family, dataset, arch in RUNS:
+    for family, dataset, arch in selected_runs():
         prefix = f"results/{family}/{dataset}_{arch}"
         targets += [f"{prefix}/eval.tsv", f"{prefix}/parity.tsv", f"{prefix}/export/model.onnx"]
     return targets
@@ -156,9 +169,9 @@ def bench_tables(wildcards):
 
 
 def report_targets():
-    """Every report output: the machine page and each configured combination's pages and figures."""
+    """Every report output: the machine page and the pages and figures of each combination ``all`` builds."""
     targets = ["results/report/machine.html"]
-    for family, dataset, arch in RUNS:
+    for family, dataset, arch in selected_runs():
         prefix = f"results/report/{family}/{dataset}_{arch}"
         targets += [f"{prefix}/{name}" for name in ("summary.html", "parity.png", "training.png", "throughput.png")]
     return targets
