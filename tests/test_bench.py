@@ -291,7 +291,8 @@ def test_d3_training_benchmark_times_its_plain_step_against_lightning(d3_files):
     plain, lightning = rows[("torch", "plain loop")], rows[("torch", "lightning")]
     assert float(plain["ratio"]) == pytest.approx(1.0)
     ratio = float(lightning["rate"]) / float(plain["rate"])
-    assert float(lightning["ratio"]) == pytest.approx(ratio, rel=1e-5)  # the TSV keeps 6 digits
+    # The TSV keeps 6 significant digits: both rates and the ratio are each off by up to 5e-6 relative.
+    assert float(lightning["ratio"]) == pytest.approx(ratio, rel=2e-5)
     # the FLOPs of one step are the loss's forward and backward on this batch, as counted here
     model = load_port(D3_RUN, paths["weights"]).train()
     batch = {k: torch.as_tensor(v) for k, v in train_batch(D3_RUN, paths["h5"], 4).items()}
@@ -380,7 +381,7 @@ def test_tabular_training_benchmark_times_whole_runs_of_both_loops(tmp_path):
         assert float(row["items"]) == n_train * 2  # every epoch ran: early stopping is off
         assert int(row["repeats"]) == 2
     ratio = float(rows["lightning"]["rate"]) / float(rows["plain loop"]["rate"])
-    assert float(rows["lightning"]["ratio"]) == pytest.approx(ratio, rel=1e-5)
+    assert float(rows["lightning"]["ratio"]) == pytest.approx(ratio, rel=2e-5)  # 3 values of 6 digits
     # per example trained: forward and backward of one train row, plus its share of the validation forward
     forward = count_flops(lambda: model.build(run)(torch.zeros(1, table.x.shape[1])))
     per_item = float(rows["plain loop"]["flops_per_item"])
