@@ -1,7 +1,7 @@
 """The EpiBERT family: geometry, rotary convention, upstream TFRecords, HDF5 conversion, TF == torch
-augmentation on the same draws, the losses, Keras -> torch parity from ``model.h5`` and ``ckpt/`` for the
-pretraining and the fine-tuning architecture, training (fine-tuning from a pretrained model, DDP over two
-CPU processes, bf16 mixed precision).
+augmentation on the same draws, the losses, Keras -> torch parity from ``model.h5`` and the checkpoint
+folder for the pretraining and the fine-tuning architecture, training (fine-tuning from a pretrained model,
+DDP over two CPU processes, bf16 mixed precision).
 
 TensorFlow runs only in one module-scoped child process (``tests.tfside.run_tf``); this process imports torch.
 """
@@ -24,7 +24,6 @@ from tf2lightning.core.hdf5_store import read_all, split_indices
 from tf2lightning.core.keras_h5 import read_keras_h5
 from tf2lightning.core.parity import capture_activations, compare, parity_table
 from tf2lightning.core.reference_file import read_reference
-from tf2lightning.core.tf_checkpoint import read_layer_variables
 from tf2lightning.core.tfrecord import (
     encode_example,
     encode_tensor,
@@ -302,9 +301,8 @@ def test_parity_every_layer(legacy_dir: tuple[Path, dict[str, Any]], source: str
     root, _ = legacy_dir
     run, suffix = (RUN, "") if mode == "pretrain" else (FINETUNE, "_ft")
     model_dir = root / f"model{suffix}"
-    legacy = (
-        read_keras_h5(model_dir / "model.h5") if source == "h5" else read_layer_variables(model_dir / "ckpt")
-    )
+    # the legacy model directory is a checkpoint folder as upstream's (the workflow's source), plus model.h5
+    legacy = read_keras_h5(model_dir / "model.h5") if source == "h5" else weights.read_source(run, model_dir)
     port = model.build(run)
     load_mapped(port, weights.weight_map(run).apply(legacy, target_spec(port)))
     reference = read_reference(root / f"reference{suffix}.h5")
@@ -570,7 +568,7 @@ def test_training_and_data_benchmarks_of_both_sides(
     from tf2lightning.stages.weights import convert_weights
 
     root, _ = legacy_dir
-    convert_weights(FINETUNE, root / "model_ft", "h5", tmp_path / "weights.safetensors")
+    convert_weights(FINETUNE, root / "model_ft", "ckpt", tmp_path / "weights.safetensors")
     paths = {
         "model_dir": root / "model_ft",
         "h5": root / "data.h5",

@@ -27,10 +27,10 @@ def case(kind: str) -> dict[str, Any]:
     return json.loads((upstream_dir("epibert", kind, "case.json")).read_text())
 
 
-def fixture_run(kind: str, variables: dict[str, np.ndarray], **given: Any) -> Run:
+def fixture_run(kind: str, variables: dict[str, Any], **given: Any) -> Run:
     """The run a user configures for the fixture: sizes from the checkpoint, the rest from case.json."""
     ctor = case(kind)["ctor"]
-    sizes = weights.checkpoint_sizes(variables)
+    sizes = weights.checkpoint_sizes({name: tuple(np.shape(v)) for name, v in variables.items()})
     dataset = {
         "input_length": ctor["input_length"],
         "output_res": ctor["input_length"] // ctor["output_length"],
@@ -75,7 +75,9 @@ def test_checkpoint_folder_gives_the_model_variables_and_sizes(kind: str) -> Non
     variables = weights.read_source(None, folder)  # type: ignore[arg-type]
     info = case(kind)
     assert len(variables) == info["saved"]["n_model_variables"]  # no optimizer slots, no bookkeeping
-    sizes = weights.checkpoint_sizes(variables)
+    shapes = weights.upstream_shapes(folder)
+    assert shapes == {name: v.shape for name, v in variables.items()}  # the index alone gives the same
+    sizes = weights.checkpoint_sizes(shapes)
     ctor = info["ctor"]
     assert sizes["filter_list_seq"] == ctor["filter_list_seq"]
     assert sizes["filter_list_atac"] == ctor["filter_list_atac"]
@@ -135,3 +137,97 @@ def test_exact_softmax_stays_selectable() -> None:
     assert not hasattr(port.layers[0].attention, "projection")
     with pytest.raises(ParityError):
         upstream.check_outputs(run, port, upstream_dir("epibert", "pretrain", "probe.npz"))
+
+
+# ------------------------------------------------------------------------------ the TF side (a child)
+TF_RESTORE = """
+import json, sys
+import numpy as np
+from tf2lightning.core.tf_checkpoint import resolve_checkpoint_prefix
+from tf2lightning.errors import FormatError
+from tf2lightning.families.epibert import tf_upstream
+from tf2lightning.families.epibert.geometry import geometry
+from tf2lightning.run import Run
+assert "torch" not in sys.modules, "the TF side imported torch"
+out = {}
+for kind, run_json in json.loads(sys.argv[1]).items():
+    run, root = Run(**run_json), sys.argv[2] + "/" + kind
+    model = tf_upstream.build(geometry(run), dict(run.arch))
+    tf_upstream.restore(model, resolve_checkpoint_prefix(root + "/ckpt"))
+    probe = np.load(root + "/probe.npz")
+    inputs = (probe["input_0_sequence"], probe["input_1_atac"], probe["input_2_motif_activity"])
+    got = model(inputs, training=False)
+    got = got if isinstance(got, tuple) else (got,)
+    names = sorted(k for k in probe if k.startswith("output_"))
+    out[kind] = {
+        "n_variables": len(model.variables),
+        "errors": {
+            k: float(np.abs(g.numpy() - probe[k]).max() / np.abs(probe[k]).max()) for k, g in zip(names, got)
+        },
+    }
+# a model the checkpoint does not fit (one more transformer layer) is refused, not half-restored
+run = Run(**json.loads(sys.argv[1])["pretrain"])
+bigger = tf_upstream.build(geometry(run), {**run.arch, "num_layers": 3})
+try:
+    tf_upstream.restore(bigger, resolve_checkpoint_prefix(sys.argv[2] + "/pretrain/ckpt"))
+    out["refused"] = ""
+except FormatError as error:
+    out["refused"] = str(error)
+print(json.dumps(out))
+"""
+
+
+def test_tf_side_restores_every_variable_and_reproduces_upstream() -> None:
+    from tests.tfside import run_tf
+    from tf2lightning.run import run_to_dict
+
+    runs = {}
+    for kind in KINDS:
+        variables = weights.read_source(None, upstream_dir("epibert", kind, "ckpt"))  # type: ignore[arg-type]
+        runs[kind] = run_to_dict(fixture_run(kind, variables))
+    result = json.loads(run_tf(TF_RESTORE, json.dumps(runs), upstream_dir("epibert")).splitlines()[-1])
+    for kind in KINDS:
+        assert result[kind]["n_variables"] == case(kind)["saved"]["n_model_variables"]
+        errors = result[kind]["errors"]
+        assert len(errors) == (1 if kind == "pretrain" else 2)
+        assert max(errors.values()) < 1e-5, errors
+    assert "does not bind every variable" in result["refused"]
+
+
+# ------------------------------------------------------------------- sizes into the config, checked
+def _section(**arch: Any) -> dict[str, Any]:
+    folder = str(upstream_dir("epibert", "pretrain", "ckpt"))
+    return {
+        "datasets": {"upstream": {"cell_type": "K562"}},
+        "archs": {"up": {"legacy_model": folder, "num_heads": 4, "seed": 21, **arch}},
+    }
+
+
+def test_sizes_come_from_the_checkpoint_into_the_config() -> None:
+    from tf2lightning.families.epibert.configure import complete_section
+
+    section = _section()
+    complete_section(section, "families.epibert")
+    arch = section["archs"]["up"]
+    assert arch["filter_list_seq"] == case("pretrain")["ctor"]["filter_list_seq"]
+    assert arch["num_layers"] == 2 and arch["mode"] == "pretrain"
+    assert section["datasets"]["upstream"]["n_motifs"] == 693
+    complete_section(section, "families.epibert")  # idempotent: validation may run twice
+
+
+def test_a_contradicting_or_missing_value_stops_the_config() -> None:
+    from tf2lightning.errors import ConfigError
+    from tf2lightning.families.epibert.configure import complete_section
+
+    with pytest.raises(ConfigError, match=r"archs\.up\.num_layers is 4, but the checkpoint .* has 2"):
+        complete_section(_section(num_layers=4), "families.epibert")
+    section = _section()
+    del section["archs"]["up"]["seed"]
+    with pytest.raises(ConfigError, match=r"archs\.up: give seed"):
+        complete_section(section, "families.epibert")
+    section = _section()
+    section["datasets"]["upstream"]["n_motifs"] = 16
+    with pytest.raises(
+        ConfigError, match=r"datasets\.upstream\.n_motifs is 16, but the checkpoint .* has 693"
+    ):
+        complete_section(section, "families.epibert")

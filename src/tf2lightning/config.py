@@ -15,7 +15,7 @@ import jsonschema
 import yaml
 
 from tf2lightning.errors import ConfigError
-from tf2lightning.families import FAMILIES, family_package_file
+from tf2lightning.families import FAMILIES, family_package_file, family_spec
 
 SCHEMA_IN_WORKFLOW = Path("workflow") / "schemas" / "config.schema.yaml"
 SOURCE_WORKFLOW = Path(__file__).resolve().parents[2]
@@ -78,6 +78,9 @@ def validate_families(config: MutableMapping[str, Any]) -> None:
         if family not in FAMILIES:
             known = ", ".join(sorted(FAMILIES))
             raise ConfigError(f"config key families.{family}: unknown family; registered: {known}")
+        configure = family_spec(family).configure
+        if configure is not None and isinstance(section, MutableMapping):
+            configure(section, f"families.{family}")
         _check(section, family_schema(family), f"families.{family}")
         for i, pair in enumerate(section.get("runs") or []):
             dataset, arch = pair

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 if TYPE_CHECKING:
     from tf2lightning.run import Run
@@ -25,8 +25,12 @@ class FamilySpec:
     ``extra_inputs`` adds family-specific inputs to generic rules, e.g. an oracle model for ``evaluate``
     (patterns use the usual wildcards; the family's ``rules.smk`` or another run's rules make them), or a
     function of the job's ``Run`` returning such patterns.
+    ``configure(section, where)``, if given, completes or checks the family's config section in place
+    before schema defaults are filled and before any job (e.g. sizes read from a legacy checkpoint);
+    ``where`` is the section's key path, for ConfigError messages.
     """
 
     legacy_framework: Literal["tensorflow", "torch"]
     weight_sources: Mapping[str, str] = field(default_factory=dict)
     extra_inputs: Mapping[str, ExtraInputs] = field(default_factory=dict)
+    configure: Callable[[MutableMapping[str, Any], str], None] | None = None

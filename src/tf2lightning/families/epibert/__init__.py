@@ -7,11 +7,14 @@ Modules (see ``tf2lightning.families``): ``geometry``, ``draws``, ``synthetic``,
 (no framework).
 """
 
+from tf2lightning.families.epibert.configure import complete_section
 from tf2lightning.families.epibert.modes import pretrained_input
 from tf2lightning.families.spec import FamilySpec
 
 SPEC = FamilySpec(
     legacy_framework="tensorflow",
-    weight_sources={"h5": "model.h5", "ckpt": "ckpt"},
+    # the legacy model directory is a checkpoint folder (``checkpoint`` + ``ckpt-N.*``), upstream's or ours
+    weight_sources={"ckpt": "."},
     extra_inputs={"train": pretrained_input},
+    configure=complete_section,
 )

@@ -19,7 +19,7 @@ import numpy as np
 from tf2lightning.core.hdf5_store import first_rows
 from tf2lightning.families.epibert.data import EXAMPLE_KEYS
 from tf2lightning.families.epibert.draws import draw, stack
-from tf2lightning.families.epibert.geometry import geometry, mask_rate
+from tf2lightning.families.epibert.geometry import cell_type, geometry, mask_rate
 from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
 
@@ -80,7 +80,7 @@ def tf_dataset(run: Run, legacy_dir: Path, batch_size: int) -> Any:
     return tfdata.make_dataset(
         legacy_dir,
         "train",
-        run.dataset_name,
+        cell_type(run),
         geometry(run),
         mask_rate(run),
         batch_size,

@@ -20,7 +20,7 @@ from tf2lightning.core.hdf5_store import Field, H5Writer
 from tf2lightning.core.shards import Shard, shard_name
 from tf2lightning.core.tfrecord import iter_records, parse_example, parse_tensor
 from tf2lightning.errors import FormatError
-from tf2lightning.families.epibert.geometry import Geometry, geometry, mask_rate
+from tf2lightning.families.epibert.geometry import Geometry, cell_type, geometry, mask_rate
 from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
 
@@ -106,12 +106,12 @@ def shards(run: Run, legacy_dir: Path) -> list[Shard]:
     return [
         Shard(shard_name(legacy_dir, path), split, (path,))
         for split in SPLITS
-        for path in split_files(legacy_dir, split, run.dataset_name)
+        for path in split_files(legacy_dir, split, cell_type(run))
     ]
 
 
 def convert(run: Run, legacy_dir: Path, out_h5: Path) -> None:
-    """Write every split of the cell type ``run.dataset_name`` into ``out_h5``."""
+    """Write every split of the cell type ``cell_type(run)`` into ``out_h5``."""
     _write(run, Path(legacy_dir), shards(run, Path(legacy_dir)), Path(out_h5))
 
 
@@ -122,7 +122,7 @@ def convert_shard(run: Run, legacy_dir: Path, shard: Shard, out_h5: Path) -> Non
 
 def _write(run: Run, legacy_dir: Path, parts: list[Shard], out_h5: Path) -> None:
     geo = geometry(run)
-    rna = has_rna(split_files(legacy_dir, SPLITS[0], run.dataset_name)[0])  # the dataset's first file decides
+    rna = has_rna(split_files(legacy_dir, SPLITS[0], cell_type(run))[0])  # the dataset's first file decides
     fields = {
         "sequence": Field(np.uint8, (geo.stored_length,), "bitshuffle-lz4"),
         "atac": Field(np.float16, (geo.atac_length,), "bitshuffle-lz4"),
@@ -134,7 +134,7 @@ def _write(run: Run, legacy_dir: Path, parts: list[Shard], out_h5: Path) -> None
     }
     if rna:
         fields["rna"] = Field(np.float16, (geo.n_tokens,), "bitshuffle-lz4")
-    attrs = {"splits": list(SPLITS), "cell_type": run.dataset_name, "source": str(legacy_dir)}
+    attrs = {"splits": list(SPLITS), "cell_type": cell_type(run), "source": str(legacy_dir)}
     with H5Writer(out_h5, fields, attrs) as out:
         for shard in parts:
             for path in shard.paths:

@@ -54,6 +54,11 @@ class Geometry:
         return self.output_length // self.mask_bins
 
 
+def cell_type(run: Run) -> str:
+    """The records' cell type (``<split>/<cell type>.tfr``): the dataset's ``cell_type``, else its name."""
+    return str(run.dataset.get("cell_type") or run.dataset_name)
+
+
 def mask_rate(run: Run) -> float:
     """The dataset's ``atac_mask_dropout``: the chance that a block of ATAC bins is masked."""
     return float(run.dataset["atac_mask_dropout"])

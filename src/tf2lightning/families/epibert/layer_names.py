@@ -83,9 +83,36 @@ def table(n_seq: int, n_atac: int, n_layers: int, finetune: bool = False) -> Tab
     return out
 
 
+def upstream_table(run: Run) -> Table:
+    """The compared layers of upstream's model (``tf_upstream``, named by us; upstream's own names are
+    not unique): stems, tower blocks, motif branch, each transformer layer, the heads."""
+    arch, cl = run.arch, "channels_last"
+    out: Table = {}
+    for prefix in ("stem", "atac_stem"):
+        out |= {f"{prefix}_conv": (f"{prefix}.conv", cl), f"{prefix}_res": (f"{prefix}.res", cl)}
+        out[f"{prefix}_pool"] = (f"{prefix}_pool", cl)
+        towers = arch["filter_list_seq"] if prefix == "stem" else arch["filter_list_atac"]
+        tower = "tower" if prefix == "stem" else "atac_tower"
+        out |= {f"{tower}_block_{i}": (f"{tower}.{i}", cl) for i in range(len(towers))}
+    out |= {"motif_fc1": ("motif_gelu", "motif"), "motif_fc2": ("motif_fc2", "motif")}
+    out["projection"] = ("projection", "same")
+    out |= {f"layer_{i}": (f"layers.{i}", "same") for i in range(int(arch["num_layers"]))}
+    out["final_ln"] = ("final_ln", "same")
+    for prefix in ("head", HEAD_PREFIX) if is_finetune(arch) else ("head",):
+        out |= {prefix: (prefix, cl), f"{prefix}_dense": (f"{prefix}_softplus", "same")}
+    return out
+
+
+def is_upstream(run: Run) -> bool:
+    """The arch's legacy model is upstream's checkpoint folder (configured ``legacy_model``)."""
+    return bool(run.arch.get("legacy_model"))
+
+
 def parity_layers(run: Run) -> Table:
     """Every compared layer of ``run``'s architecture."""
     arch = run.arch
+    if is_upstream(run):
+        return upstream_table(run)
     return table(
         len(arch["filter_list_seq"]),
         len(arch["filter_list_atac"]),

@@ -39,12 +39,12 @@ from tf2lightning.errors import FormatError
 from tf2lightning.families.epibert import favor, tfdata
 from tf2lightning.families.epibert.data import has_rna
 from tf2lightning.families.epibert.draws import draw
-from tf2lightning.families.epibert.geometry import Geometry, geometry, mask_rate, rotary_table
+from tf2lightning.families.epibert.geometry import Geometry, cell_type, geometry, mask_rate, rotary_table
 from tf2lightning.families.epibert.layer_names import parity_layers
 from tf2lightning.families.epibert.modes import HEAD_PREFIX, is_finetune
 from tf2lightning.families.epibert.synthetic import Example, generate
 from tf2lightning.run import Run
-from tf2lightning.tfside.saving import save_keras_h5, save_tf_checkpoint
+from tf2lightning.tfside.saving import save_keras_h5
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -78,8 +78,8 @@ def write_data(run: Run, out_dir: Path) -> None:
     options = tf.io.TFRecordOptions(compression_type=tfdata.COMPRESSION)
     for index, split in enumerate(SPLITS):
         rng = np.random.default_rng((run.seed, index))
-        examples = generate(rng, geo, run.dataset_name, int(run.dataset[f"n_{split}"]), split)
-        path = tfdata.record_path(out_dir, split, run.dataset_name)
+        examples = generate(rng, geo, cell_type(run), int(run.dataset[f"n_{split}"]), split)
+        path = tfdata.record_path(out_dir, split, cell_type(run))
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp), options) as writer:
             for example in examples:
@@ -341,14 +341,15 @@ def run_train_step(run: Run, model: keras.Model) -> tuple[Any, keras.optimizers.
 
 
 def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
-    """Train briefly with the source's train step; write ``model.h5``, ``ckpt/`` and ``history.json``."""
+    """Train briefly with the source's train step; write the checkpoint folder (``checkpoint``,
+    ``ckpt-1.*``), ``model.h5`` (for the reference) and ``history.json``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(run.seed)
     geo, arch = geometry(run), run.arch
     model = build_keras_model(run)
     finetune = is_finetune(arch)
-    records = tfdata.record_path(data_dir, "train", run.dataset_name)
+    records = tfdata.record_path(data_dir, "train", cell_type(run))
     if finetune and not has_rna(records):
         raise FormatError(f"{records}: record 0 has no 'rna' feature, which fine-tuning needs")
     step, optimizer = run_train_step(run, model)
@@ -358,7 +359,7 @@ def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
         ds = tfdata.make_dataset(
             data_dir,
             "train",
-            run.dataset_name,
+            cell_type(run),
             geo,
             rate,
             int(arch["legacy_batch_size"]),
@@ -371,7 +372,8 @@ def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
         losses.append(float(np.mean(batch_losses)))
         log.info("legacy epoch %d: loss %.4f (%.1f s)", epoch, losses[-1], time.perf_counter() - started)
     save_keras_h5(model, out_dir / "model.h5")
-    save_tf_checkpoint(out_dir / "ckpt", model=model, optimizer=optimizer)
+    # the checkpoint folder as upstream's scripts leave it: ``checkpoint`` + ``ckpt-1.*`` (model, optimizer)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model, optimizer=optimizer), str(out_dir), 1).save()
     with atomic_path(out_dir / "history.json") as tmp:
         tmp.write_text(json.dumps({"loss": losses}, indent=2) + "\n")
 
@@ -387,13 +389,13 @@ def probe_examples(
 ) -> dict[str, np.ndarray]:
     """The first ``n`` examples of a split, augmented with numpy draws from ``default_rng(seed)``."""
     rng = np.random.default_rng(seed)
-    ds = tf.data.TFRecordDataset(
-        str(tfdata.record_path(data_dir, split, cell_type)), compression_type=tfdata.COMPRESSION
-    )
+    path = tfdata.record_path(data_dir, split, cell_type)
+    dtypes = tfdata.record_dtypes(path)
+    ds = tf.data.TFRecordDataset(str(path), compression_type=tfdata.COMPRESSION)
     out: list[dict[str, np.ndarray]] = []
     for record in ds.take(n):
         drawn = draw(rng, geo)
-        example = tfdata.augment(tfdata.parse(record, geo), drawn, geo, rate)
+        example = tfdata.augment(tfdata.parse(record, geo, dtypes=dtypes), drawn, geo, rate)
         out.append({k: v.numpy() for k, v in example.items()})
     return {k: np.stack([o[k] for o in out]) for k in out[0]}
 
@@ -403,12 +405,14 @@ def reference(run: Run, model_dir: Path, data_dir: Path, out_h5: Path) -> None:
     from tf2lightning.tfside.reference import write_reference
 
     geo = geometry(run)
+    if not (Path(model_dir) / "model.h5").is_file():
+        return upstream_reference(run, Path(model_dir), data_dir, out_h5)
     model = load_model(model_dir)
     batch = probe_examples(
         geo,
         data_dir,
         "test",
-        run.dataset_name,
+        cell_type(run),
         int(run.parity["n_probe"]),
         mask_rate(run),
         run.seed,
@@ -419,3 +423,35 @@ def reference(run: Run, model_dir: Path, data_dir: Path, out_h5: Path) -> None:
         "motif_activity": batch["motif"],
     }
     write_reference(model, inputs, Path(out_h5), list(parity_layers(run)))
+
+
+def upstream_reference(run: Run, ckpt: Path, data_dir: Path, out_h5: Path) -> None:
+    """Reference outputs of upstream's own checkpoint folder (or ``ckpt-N.index``), restored into the
+    Keras-2 model with upstream's object graph (every variable bound), on augmented test examples in
+    upstream's layout and call order; outputs named as upstream's (``out`` or ``out_atac``, ``out_rna``)."""
+    from tf2lightning.core.reference_file import write_reference_arrays
+    from tf2lightning.core.tf_checkpoint import resolve_checkpoint_prefix
+    from tf2lightning.families.epibert import tf_upstream
+    from tf2lightning.families.epibert.layer_names import upstream_table
+    from tf2lightning.tfside.reference import run_with_activations
+
+    geo = geometry(run)
+    model = tf_upstream.build(geo, dict(run.arch))
+    tf_upstream.restore(model, resolve_checkpoint_prefix(ckpt))
+    batch = probe_examples(
+        geo, data_dir, "test", cell_type(run), int(run.parity["n_probe"]), mask_rate(run), run.seed
+    )
+    inputs = {
+        "sequence": tf.one_hot(batch["sequence"], 5)[..., :4].numpy(),
+        "atac": batch["atac"][..., None],
+        "motif_activity": batch["motif"][:, None, :],
+    }
+    outputs, activations = run_with_activations(model, inputs, list(upstream_table(run)))
+    names = ["out_atac", "out_rna"] if is_finetune(run.arch) else ["out"]
+    named = dict(zip(names, outputs.values(), strict=True))
+    attrs = {
+        "tf_keras_version": tf_upstream.keras.__version__,
+        "model": "upstream epibert",
+        "checkpoint": str(ckpt),
+    }
+    write_reference_arrays(out_h5, inputs, named, activations, attrs)

@@ -226,7 +226,9 @@ class EpiBERT(nn.Module):
             self.rna_head_softplus = nn.Softplus()
 
     def encode(self, sequence: Tensor, atac: Tensor, motif: Tensor) -> Tensor:
-        """The transformer's input tokens ``(N, T, d)``."""
+        """The transformer's input tokens ``(N, T, d)``. ``atac`` is ``(N, La)`` or upstream's
+        ``(N, La, 1)``, ``motif`` ``(N, M)`` or upstream's ``(N, 1, M)``."""
+        atac, motif = atac.flatten(1), motif.flatten(1)
         x = self.stem_pool(self.stem(sequence.transpose(1, 2)))
         for block in self.tower:
             x = block(x)
@@ -260,12 +262,14 @@ def build(run: Run) -> EpiBERT:
 
 
 def example_inputs(run: Run) -> tuple[Tensor, ...]:
-    """A batch of two random examples for tracing and export."""
+    """A batch of two random examples for tracing and export, in upstream's layout: sequence
+    ``(N, L, 4)``, ATAC ``(N, La, 1)``, motif activity ``(N, 1, M)``."""
     geo = geometry(run)
     g = torch.Generator().manual_seed(run.seed)
     codes = torch.randint(0, 5, (2, geo.input_length), generator=g)
     sequence = F.one_hot(codes, 5)[..., :4].float()
-    return sequence, torch.rand(2, geo.atac_length, generator=g) * 3, torch.rand(2, geo.n_motifs, generator=g)
+    atac = torch.rand(2, geo.atac_length, 1, generator=g) * 3
+    return sequence, atac, torch.rand(2, 1, geo.n_motifs, generator=g)
 
 
 def _channels_last(t: Tensor) -> Tensor:
@@ -276,7 +280,16 @@ def _same(t: Tensor) -> Tensor:
     return t
 
 
-LAYOUTS: dict[str, Callable[[Tensor], Tensor]] = {"channels_last": _channels_last, "same": _same}
+def _motif(t: Tensor) -> Tensor:
+    """The motif branch ``(N, units)`` as upstream's ``(N, 1, units)``."""
+    return t.unsqueeze(1)
+
+
+LAYOUTS: dict[str, Callable[[Tensor], Tensor]] = {
+    "channels_last": _channels_last,
+    "same": _same,
+    "motif": _motif,
+}
 
 
 def parity_layers(run: Run) -> dict[str, tuple[str, Callable[[Tensor], Tensor]]]:
@@ -289,11 +302,13 @@ PARITY_LAYERS = {k: (path, LAYOUTS[layout]) for k, (path, layout) in layer_names
 
 
 def parity_inputs(arrays: dict) -> tuple[Tensor, ...]:
-    """The Keras probe inputs ``(sequence, atac (N, La, 1), motif)`` in the port's layout."""
+    """Probe inputs ``sequence``, ``atac`` ``(N, La, 1)``, ``motif_activity`` ``(N, M)`` (our Keras model)
+    or ``(N, 1, M)`` (upstream's) -> float32 tensors in upstream's layout, as :func:`example_inputs`."""
+    motif = np.asarray(arrays["motif_activity"], dtype=np.float32)
     return (
-        torch.from_numpy(arrays["sequence"]),
-        torch.from_numpy(arrays["atac"][..., 0]),
-        torch.from_numpy(arrays["motif_activity"]),
+        torch.from_numpy(np.asarray(arrays["sequence"], dtype=np.float32)),
+        torch.from_numpy(np.asarray(arrays["atac"], dtype=np.float32)),
+        torch.from_numpy(motif[:, None] if motif.ndim == 2 else motif),
     )
 
 
@@ -301,6 +316,21 @@ def _profile(t: Tensor) -> Tensor:
     return t.unsqueeze(-1)
 
 
-# The Keras output is ``profile`` (N, bins, 1) for pretraining and ``tracks`` (N, bins, 2) for fine-tuning;
-# only the one in the reference is compared.
-PARITY_OUTPUTS: dict[str, Callable[[Tensor], Tensor]] = {"profile": _profile, "tracks": _same}
+def _atac(t: Tensor) -> Tensor:
+    return t[..., 0:1]
+
+
+def _rna(t: Tensor) -> Tensor:
+    return t[..., 1:2]
+
+
+# Our Keras output is ``profile`` (N, bins, 1) for pretraining and ``tracks`` (N, bins, 2) for fine-tuning;
+# upstream's model returns ``out`` (N, bins, 1), or ``out_atac`` and ``out_rna``. Only the outputs in the
+# reference are compared.
+PARITY_OUTPUTS: dict[str, Callable[[Tensor], Tensor]] = {
+    "profile": _profile,
+    "tracks": _same,
+    "out": _profile,
+    "out_atac": _atac,
+    "out_rna": _rna,
+}

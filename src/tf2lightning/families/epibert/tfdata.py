@@ -15,10 +15,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tf2lightning.core.tfrecord import iter_records, parse_example, parse_tensor
+from tf2lightning.errors import FormatError
 from tf2lightning.families.epibert.draws import NOISE_MEAN, NOISE_STD
 from tf2lightning.families.epibert.geometry import RNA_CLIP, Geometry, rna_kernel
 
 COMPRESSION = "ZLIB"
+FLOAT_FEATURES = ("atac", "motif_activity", "rna")
 FEATURES = {
     name: tf.io.FixedLenFeature([], tf.string)
     for name in ("sequence", "atac", "peaks", "peaks_center", "interval", "motif_activity")
@@ -33,25 +36,40 @@ def record_path(data_dir: Path, split: str, cell_type: str) -> Path:
     return Path(data_dir) / split / f"{cell_type}.tfr"
 
 
-def parse(record: tf.Tensor, geo: Geometry, rna: bool = False) -> dict[str, tf.Tensor]:
+def record_dtypes(path: Path) -> dict[str, tf.DType]:
+    """The stored dtype of each serialized float tensor, from the file's first record: upstream's
+    pretraining writer stores float16, its RAMPAGE writer float32."""
+    for record in iter_records(path, COMPRESSION):
+        example = parse_example(record)
+        return {
+            key: tf.as_dtype(parse_tensor(example[key][0]).dtype) for key in FLOAT_FEATURES if key in example
+        }
+    raise FormatError(f"{path}: no records")
+
+
+def parse(
+    record: tf.Tensor, geo: Geometry, rna: bool = False, dtypes: dict[str, tf.DType] | None = None
+) -> dict[str, tf.Tensor]:
     """One serialized ``tf.train.Example`` -> tensors with their stored dtypes (the sequence as int32
-    codes), shapes checked; ``rna`` also parses the expression profile."""
+    codes), shapes checked; ``rna`` also parses the expression profile. ``dtypes``: the float tensors'
+    stored dtypes (:func:`record_dtypes`; default float16)."""
     features = {**FEATURES, "rna": tf.io.FixedLenFeature([], tf.string)} if rna else FEATURES
     data = tf.io.parse_single_example(record, features)
+    dtype = {key: (dtypes or {}).get(key, tf.float16) for key in FLOAT_FEATURES}
     parsed = {
         "sequence": tf.ensure_shape(
             tf.gather(tf.constant(_CODES), tf.cast(tf.io.decode_raw(data["sequence"], tf.uint8), tf.int32)),
             [geo.stored_length],
         ),
-        "atac": tf.ensure_shape(tf.io.parse_tensor(data["atac"], tf.float16), [geo.atac_length, 1]),
+        "atac": tf.ensure_shape(tf.io.parse_tensor(data["atac"], dtype["atac"]), [geo.atac_length, 1]),
         "peaks": tf.ensure_shape(tf.io.parse_tensor(data["peaks"], tf.int32), [geo.n_tokens]),
         "peaks_center": tf.ensure_shape(tf.io.parse_tensor(data["peaks_center"], tf.int32), [geo.n_tokens]),
         "motif_activity": tf.ensure_shape(
-            tf.io.parse_tensor(data["motif_activity"], tf.float16), [geo.n_motifs]
+            tf.io.parse_tensor(data["motif_activity"], dtype["motif_activity"]), [geo.n_motifs]
         ),
     }
     if rna:
-        parsed["rna"] = tf.ensure_shape(tf.io.parse_tensor(data["rna"], tf.float16), [geo.n_tokens, 1])
+        parsed["rna"] = tf.ensure_shape(tf.io.parse_tensor(data["rna"], dtype["rna"]), [geo.n_tokens, 1])
     return parsed
 
 

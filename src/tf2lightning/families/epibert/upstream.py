@@ -16,16 +16,15 @@ import torch
 from torch import Tensor, nn
 
 from tf2lightning.errors import ParityError
+from tf2lightning.families.epibert.model import parity_inputs
 from tf2lightning.run import Run
 
 TOLERANCE = 1e-5  # of the output scale (max |output|)
 
 
 def port_inputs(sequence: np.ndarray, atac: np.ndarray, motif: np.ndarray) -> tuple[Tensor, ...]:
-    """Upstream's inputs in upstream's layout -> the port's ``(sequence, atac (N, La), motif (N, M))``."""
-    atac = atac[..., 0] if atac.ndim == 3 else atac
-    motif = motif[:, 0] if motif.ndim == 3 else motif
-    return tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in (sequence, atac, motif))
+    """Upstream's inputs, in its call order and layout, as the port's tensors (the same layout)."""
+    return parity_inputs({"sequence": sequence, "atac": atac, "motif_activity": motif})
 
 
 def upstream_outputs(output: Tensor) -> list[np.ndarray]:

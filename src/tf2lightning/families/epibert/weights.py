@@ -19,7 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from tf2lightning.core.tf_checkpoint import read_layer_variables, resolve_checkpoint_prefix
+from tf2lightning.core.tf_checkpoint import (
+    list_tf_checkpoint,
+    read_layer_variables,
+    resolve_checkpoint_prefix,
+)
 from tf2lightning.core.weight_map import Rule, WeightMap, chain, permute, reshape, transpose, zeros
 from tf2lightning.errors import FormatError
 from tf2lightning.run import Run
@@ -75,27 +79,42 @@ def read_source(run: Run, path: str | Path) -> dict[str, np.ndarray]:
     return {_canonical(name, prefix): array for name, array in variables.items()}
 
 
+def upstream_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Canonical name -> shape of an upstream checkpoint's model variables, from its ``.index`` alone
+    (no tensor is read: cheap enough to check a configuration before any job)."""
+    prefix = resolve_checkpoint_prefix(path)
+    shapes = {}
+    for key, (_, shape) in list_tf_checkpoint(prefix).items():
+        if not key.startswith("model/") or "/.OPTIMIZER_SLOT/" in key:
+            continue
+        name = key.removeprefix("model/").removesuffix("/.ATTRIBUTES/VARIABLE_VALUE")
+        name = name.replace("performer/layers/", "performer/").replace("/_layer/", "/layer/")
+        shapes[_canonical(name, prefix)] = tuple(shape)
+    if not shapes:
+        raise FormatError(f"{prefix}: no model variables under 'model/'")
+    return shapes
+
+
 def _count(names: set[str], pattern: str) -> int:
     return len({m.group(1) for n in names if (m := re.fullmatch(pattern, n))})
 
 
-def checkpoint_sizes(variables: dict[str, Any]) -> dict[str, Any]:
-    """The arch values that the (canonical) variables' shapes fix, and ``n_motifs`` for the dataset."""
-    shape = {name: tuple(np.shape(v)) for name, v in variables.items()}
-    names = set(shape)
+def checkpoint_sizes(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """The arch values that the variables' shapes (by canonical name) fix, and ``n_motifs`` for the
+    dataset. ``num_heads`` and the Performer ``seed`` are not among them: no shape depends on them."""
+    names = set(shapes)
     n_seq = _count(names, r"tower_(\d+)_conv/kernel")
     n_atac = _count(names, r"atac_tower_(\d+)_conv/kernel")
-    d = shape[f"tower_{n_seq - 1}_conv/kernel"][-1]
-    units = shape["motif_fc1/kernel"][-1]
+    d = shapes[f"tower_{n_seq - 1}_conv/kernel"][-1]
     return {
-        "filter_list_seq": [shape[f"tower_{i}_conv/kernel"][-1] for i in range(n_seq)],
-        "filter_list_atac": [shape[f"atac_tower_{i}_conv/kernel"][-1] for i in range(n_atac)],
-        "atac_stem_filters": shape["atac_stem_conv/kernel"][-1],
+        "filter_list_seq": [int(shapes[f"tower_{i}_conv/kernel"][-1]) for i in range(n_seq)],
+        "filter_list_atac": [int(shapes[f"atac_tower_{i}_conv/kernel"][-1]) for i in range(n_atac)],
+        "atac_stem_filters": int(shapes["atac_stem_conv/kernel"][-1]),
         "num_layers": _count(names, r"layer_(\d+)_ln/gamma"),
-        "motif_units_fc": units,
-        "final_point_scale": d // shape["head_conv/kernel"][-1],
+        "motif_units_fc": int(shapes["motif_fc1/kernel"][-1]),
+        "final_point_scale": int(d // shapes["head_conv/kernel"][-1]),
         "mode": "finetune" if "rna_head_dense/kernel" in names else "pretrain",
-        "n_motifs": shape["motif_fc1/kernel"][0],
+        "n_motifs": int(shapes["motif_fc1/kernel"][0]),
     }
 
 
