@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/convert_throughput.py --gb 1 --workers 2 --out results/convert_throughput.tsv
 
 Writes a synthetic EpiBERT-like corpus (ZLIB TFRecords, ``<split>/K562-<i>.tfr``, upstream's record
-layout, made without TensorFlow) and a Clair3-like one (``<split>-<i>.{pileup,full_alignment}.bin``,
-PyTables/Blosc as Tensor2Bin writes them), each of at least ``--gb`` GB on disk, into ``--scratch``. Then,
-per family, times on this machine:
+layout, made without TensorFlow) and a Clair3-like one (upstream's ``pileup/`` and ``full_alignment/``
+folders of ``bin_<sample>_<coverage>_<chrom>`` files, PyTables/Blosc as Tensor2Bin writes them), each of
+at least ``--gb`` GB on disk, into ``--scratch``. Then, per family, times on this machine:
 
-- ``convert``: the workflow's shard jobs (``stages.data.convert_shard``, one per input file) run by
-  ``--workers`` processes, then the gather; MB/s of input in total and per core (total / workers);
+- ``convert``: EpiBERT: the workflow's shard jobs (``stages.data.convert_shard``, one per input file)
+  run by ``--workers`` processes, then the gather; Clair3 (converted in one job per folder): one job per
+  worker on a folder of its own; MB/s of input in total and per core (total / workers);
 - ``convert, 1 process``: the same shard jobs in one process (per-core rate without contention);
 - raw decode in one process: for TFRecords the framing with both CRCs and zlib (``iter_records``), and
   that plus a protobuf parse of every ``tf.train.Example`` (the C++ ``google.protobuf`` runtime); for
@@ -36,12 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tf2lightning.core import fast_proto
 from tf2lightning.core.hdf5_store import read_attrs
 from tf2lightning.core.tfrecord import encode_example, encode_tensor, iter_records, write_records
 from tf2lightning.core.tsv import write_tsv
-from tf2lightning.families.clair3.bin_format import bin_path, read_bin, write_bin
-from tf2lightning.families.clair3.platform import Platform
-from tf2lightning.families.clair3.synthetic import generate_sites
 from tf2lightning.families.epibert.geometry import geometry
 from tf2lightning.families.epibert.synthetic import generate
 from tf2lightning.run import Run
@@ -93,20 +92,30 @@ def write_epibert(root: Path, n_files: int, per_file: int, records: list[bytes])
 
 
 def clair3_sites(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """``n`` synthetic ONT candidate sites (depth 89): pileup and full-alignment tensors, labels."""
+    from tf2lightning.families.clair3.platform import Platform
+    from tf2lightning.families.clair3.synthetic import generate_sites
+
     return generate_sites(n, Platform("ont", 89), np.random.default_rng(seed))
 
 
-def write_clair3(root: Path, n_files: int, per_file: int, sites: dict[str, np.ndarray]) -> None:
-    """``n_files`` pileup/full-alignment ``.bin`` pairs of ``per_file`` sites each (train first)."""
-    n = len(sites["label"])
+def write_clair3(root: Path, n_files: int, per_file: int, sites: dict[str, np.ndarray]) -> list[Path]:
+    """Upstream's layout: ``pileup/`` and ``full_alignment/`` folders of ``bin_<sample>_<coverage>_<chrom>``
+    files, ``per_file`` sites each; the last two files are chr20 and chr21 (validation and test by
+    default), the others training chromosomes. Returns the full-alignment files."""
+    from tf2lightning.families.clair3.bin_format import write_bin
+
+    n, out = len(sites["label"]), []
     for i in range(n_files):
-        split = SPLITS[0] if i < max(n_files - 2, 1) else SPLITS[1 + (i % 2)]
+        chrom = {n_files - 2: "chr20", n_files - 1: "chr21"}.get(i, f"chrT{i:04d}")
         rows = np.arange(i * per_file, (i + 1) * per_file) % n
         shared = {k: sites[k][rows] for k in ("label", "position", "alt_info")}
-        for field in ("pileup", "full_alignment"):
-            write_bin(
-                bin_path(root, f"{split}-{i:04d}", field), {"position_matrix": sites[field][rows], **shared}
-            )
+        for kind in ("pileup", "full_alignment"):
+            path = root / kind / f"bin_bench_60_{chrom}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_bin(path, {"position_matrix": sites[kind][rows], **shared})
+        out.append(root / "full_alignment" / f"bin_bench_60_{chrom}")
+    return out
 
 
 def _size(paths: list[Path]) -> float:
@@ -142,55 +151,6 @@ def timed(fn: Callable[[], int]) -> tuple[float, int]:
     return time.perf_counter() - start, items
 
 
-def protobuf_example() -> Callable[[bytes], object]:
-    """A ``tf.train.Example`` parser on the C++/upb protobuf runtime (the message declared here)."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    field = descriptor_pb2.FieldDescriptorProto
-    proto = descriptor_pb2.FileDescriptorProto(name="bench_example.proto", package="bench", syntax="proto3")
-    for name, kind in (
-        ("BytesList", field.TYPE_BYTES),
-        ("FloatList", field.TYPE_FLOAT),
-        ("Int64List", field.TYPE_INT64),
-    ):
-        proto.message_type.add(name=name).field.add(
-            name="value", number=1, type=kind, label=field.LABEL_REPEATED
-        )
-    feature = proto.message_type.add(name="Feature")
-    feature.oneof_decl.add(name="kind")
-    for number, name in enumerate(("bytes_list", "float_list", "int64_list"), start=1):
-        type_name = ".bench." + "".join(part.title() for part in name.split("_")).replace("list", "List")
-        feature.field.add(
-            name=name, number=number, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
-            type_name=type_name, oneof_index=0,
-        )  # fmt: skip
-    features = proto.message_type.add(name="Features")
-    entry = features.nested_type.add(name="FeatureEntry")
-    entry.options.map_entry = True
-    entry.field.add(name="key", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
-    entry.field.add(
-        name="value",
-        number=2,
-        type=field.TYPE_MESSAGE,
-        label=field.LABEL_OPTIONAL,
-        type_name=".bench.Feature",
-    )
-    features.field.add(
-        name="feature", number=1, type=field.TYPE_MESSAGE, label=field.LABEL_REPEATED,
-        type_name=".bench.Features.FeatureEntry",
-    )  # fmt: skip
-    proto.message_type.add(name="Example").field.add(
-        name="features",
-        number=1,
-        type=field.TYPE_MESSAGE,
-        label=field.LABEL_OPTIONAL,
-        type_name=".bench.Features",
-    )
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("bench.Example")).FromString
-
-
 TF_EPIBERT = """
 import json, sys, time
 import tensorflow as tf
@@ -215,10 +175,10 @@ from tf2lightning.families.clair3 import legacy
 from tf2lightning.run import Run
 tf.config.threading.set_inter_op_parallelism_threads(1)
 tf.config.threading.set_intra_op_parallelism_threads(1)
-run, root, stems = Run(**json.loads(sys.argv[1])), sys.argv[2], sys.argv[3:]
+run, root, files = Run(**json.loads(sys.argv[1])), sys.argv[2], sys.argv[3:]
 start, n = time.perf_counter(), 0
-for stem in stems:
-    for x, _ in legacy.bin_dataset(run, root, stem, 200, 0):
+for split in ("train", "val", "test"):
+    for x, _ in legacy.bin_dataset(run, root, split, 200, 0):
         n += len(x)
 print(json.dumps({"seconds": time.perf_counter() - start, "items": n}))
 """
@@ -291,7 +251,7 @@ def bench_epibert(root: Path, work: Path, gb: float, workers: int, per_file: int
             *timed(lambda: sum(1 for f in one for _ in iter_records(f))),
         )
     )
-    parse = protobuf_example()
+    parse = fast_proto.example_parser()
     rows.append(
         row(
             "epibert",
@@ -323,53 +283,68 @@ def convert_rate_files(run: Run, legacy: Path, work: Path, files: list[Path]) ->
     return time.perf_counter() - start, rows
 
 
+def convert_folder(run: Run, legacy: Path, out: Path) -> int:
+    """The family's one-job conversion of a folder; returns the row count."""
+    from tf2lightning.families import family_module
+
+    family_module(run.family, "data").convert(run, legacy, out)
+    return sum(int(v) for k, v in read_attrs(out).items() if k == "n_examples")
+
+
 def bench_clair3(root: Path, work: Path, gb: float, workers: int, per_file: int) -> list[dict]:
+    """Per-core rates on one folder of three bin pairs, and the whole corpus: by shard jobs where the
+    family converts by shards, else as ``workers`` one-job conversions of disjoint folders."""
+    from tf2lightning.families.clair3.bin_format import read_bin
+
     sites = clair3_sites(512)
-    write_clair3(root / "trial", 1, per_file, sites)
-    on_disk = _size(list((root / "trial").glob("*.bin"))) / per_file
-    n_files = max(3, int(np.ceil(gb * 1e3 / (on_disk * per_file))))
-    write_clair3(root / "corpus", n_files, per_file, sites)
-    files = sorted((root / "corpus").glob("*.bin"))
-    mb = _size(files)
-    print(f"clair3: {n_files} .bin pairs, {mb:.0f} MB on disk", flush=True)
-    rows = [
-        row(
-            "clair3",
-            "convert (shard jobs + gather)",
-            mb,
-            *convert_rate(CLAIR3, root / "corpus", work / "c", workers),
-            workers,
+    write_clair3(root / "trial", 3, per_file, sites)
+    per_pair = _size(list((root / "trial").rglob("bin_*"))) / 3
+    pairs = max(3 * workers, int(np.ceil(gb * 1e3 / per_pair)))
+    folders = [root / "corpus" / f"part{w}" for w in range(workers)]
+    for w, folder in enumerate(folders):
+        write_clair3(folder, pairs // workers + (w < pairs % workers), per_file, sites)
+    mb = _size(list((root / "corpus").rglob("bin_*")))
+    print(f"clair3: {pairs} .bin pairs in {workers} folders, {mb:.0f} MB on disk", flush=True)
+    start = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        counts = list(
+            pool.map(convert_folder, [CLAIR3] * workers, folders, [work / f"c{w}.h5" for w in range(workers)])
         )
+    rows = [
+        row("clair3", "convert (one job per folder)", mb, time.perf_counter() - start, sum(counts), workers)
     ]
-    pair = sorted((root / "corpus").glob("train-0000.*.bin"))  # full_alignment, pileup
-    mb_one = _size(pair)
+    trial_mb = _size(list((root / "trial").rglob("bin_*")))
     rows.append(
         row(
             "clair3",
             "convert, 1 process",
-            mb_one,
-            *convert_rate_files(CLAIR3, root / "corpus", work / "c1", pair),
+            trial_mb,
+            *timed(lambda: convert_folder(CLAIR3, root / "trial", work / "c1.h5")),
         )
     )
+    files = sorted((root / "trial").rglob("bin_*"))
     rows.append(
         row(
             "clair3",
             "raw: HDF5 + Blosc decode of every array",
-            mb_one,
-            *timed(lambda: sum(len(read_bin(f)["label"]) for f in pair) // 2),
+            trial_mb,
+            *timed(lambda: sum(len(read_bin(f)["label"]) for f in files)),
         )
     )
-    # the F network reads the full-alignment .bin, in whole batches of shuffled 200-row chunks
-    seconds, items = tf_child(TF_CLAIR3, CLAIR3, str(root / "corpus"), "train-0000")
-    rows.append(
-        row(
-            "clair3",
-            "Clair3 .bin reader (tf.data generator, F)",
-            _size(pair[:1]) * items / per_file,
-            seconds,
-            items,
+    fa = sorted((root / "trial" / "full_alignment").glob("bin_*"))
+    try:
+        seconds, items = tf_child(TF_CLAIR3, CLAIR3, str(root / "trial"), *map(str, fa))
+        rows.append(
+            row(
+                "clair3",
+                "Clair3 .bin reader (tf.data generator, F)",
+                _size(fa) * items / (per_file * len(fa)),
+                seconds,
+                items,
+            )
         )
-    )
+    except RuntimeError as error:
+        print(f"clair3 .bin reader: {str(error).splitlines()[-1]}", flush=True)
     return rows
 
 

@@ -106,33 +106,20 @@ def test_gather_refuses_shards_that_do_not_fit(tmp_path: Path) -> None:
     assert gather([a, a], tmp_path / "data.h5") == 6
 
 
-@pytest.mark.parametrize("family", ["epibert", "clair3"])
-def test_epibert_and_clair3_shards_gather_to_the_one_job_conversion(family: str, tmp_path: Path) -> None:
-    from benchmarks.convert_throughput import (
-        CLAIR3,
-        EPIBERT,
-        clair3_sites,
-        epibert_records,
-        write_clair3,
-        write_epibert,
-    )
-    from tf2lightning.families import family_module
+def test_epibert_shards_gather_to_the_one_job_conversion(tmp_path: Path) -> None:
+    from benchmarks.convert_throughput import EPIBERT, epibert_records, write_epibert
+    from tf2lightning.families.epibert import data
 
     legacy = tmp_path / "legacy"
-    if family == "epibert":
-        run = EPIBERT
-        write_epibert(legacy, 5, 3, epibert_records(7))
-    else:
-        run = CLAIR3
-        write_clair3(legacy, 5, 4, clair3_sites(13))
-    family_module(family, "data").convert(run, legacy, tmp_path / "whole.h5")
-    shards = dataset_shards(run, legacy)
-    assert shards is not None and len(shards) == 5
+    write_epibert(legacy, 5, 3, epibert_records(7))  # train 3 files, val 1, test 1
+    data.convert(EPIBERT, legacy, tmp_path / "whole.h5")
+    shards = dataset_shards(EPIBERT, legacy)
+    assert shards is not None and [s.split for s in shards] == ["train"] * 3 + ["val", "test"]
     files = [tmp_path / "shards" / f"{shard.name}.h5" for shard in shards]
     for shard, out in zip(shards, files, strict=True):
-        convert_shard(run, legacy, shard.name, out)
+        convert_shard(EPIBERT, legacy, shard.name, out)
     gather_shards(files, tmp_path / "data.h5")
     expected, found = read_all(tmp_path / "whole.h5"), read_all(tmp_path / "data.h5")
-    assert found.keys() == expected.keys() and len(found["split"]) == (15 if family == "epibert" else 20)
+    assert found.keys() == expected.keys() and len(found["split"]) == 15 and "rna" in found
     for key in expected:
         np.testing.assert_array_equal(found[key], expected[key])

@@ -22,6 +22,7 @@ from typing import IO
 import google_crc32c
 import numpy as np
 
+from tf2lightning.core import fast_proto
 from tf2lightning.core import protowire as pw
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.errors import FormatError
@@ -315,8 +316,32 @@ def parse_example(buf: bytes) -> dict[str, Feature]:
     """Decode a serialized ``tf.train.Example``.
 
     BytesList -> ``list[bytes]``, FloatList -> float32 array, Int64List -> int64 array (packed or not);
-    a feature with no kind set reads as an empty list.
+    a feature with no kind set reads as an empty list. Decoded by the compiled protobuf runtime where it
+    accepts the buffer (:mod:`~tf2lightning.core.fast_proto`), else (and for every error) by the pure decoder.
     """
+    parse = fast_proto.example_parser()
+    if parse is not None:
+        try:
+            message = parse(buf)
+        except (fast_proto.DecodeError, ValueError, TypeError):
+            pass
+        else:
+            return {name: _fast_feature(feature) for name, feature in message.features.feature.items()}
+    return _parse_example_pure(buf)
+
+
+def _fast_feature(feature: object) -> Feature:
+    kind = feature.WhichOneof("kind")  # type: ignore[attr-defined]
+    if kind == "bytes_list":
+        return list(feature.bytes_list.value)  # type: ignore[attr-defined]
+    if kind == "float_list":
+        return np.array(feature.float_list.value, dtype=np.float32)  # type: ignore[attr-defined]
+    if kind == "int64_list":
+        return np.array(feature.int64_list.value, dtype=np.int64)  # type: ignore[attr-defined]
+    return []
+
+
+def _parse_example_pure(buf: bytes) -> dict[str, Feature]:
     out: dict[str, Feature] = {}
     for features in pw.parse(buf).get(1, []):
         if not isinstance(features, bytes):
@@ -450,6 +475,9 @@ def parse_tensor(buf: bytes) -> np.ndarray:
     shorter than the shape is padded with its last value (one value broadcasts) and an empty one means zeros.
     Strings come back as an object array of ``bytes``.
     """
+    fast = _parse_tensor_content(buf)
+    if fast is not None:
+        return fast
     fields = pw.parse(buf)
     enum = pw.first_int(fields, 1, 0)
     if enum not in _DTYPES:
@@ -479,6 +507,27 @@ def parse_tensor(buf: bytes) -> np.ndarray:
         fill = values[-1] if len(values) else (b"" if enum == 7 else 0)
         values = np.concatenate([values, np.full(count - len(values), fill, dtype=values.dtype)])
     return values.reshape(shape)
+
+
+def _parse_tensor_content(buf: bytes) -> np.ndarray | None:
+    """The common case on the compiled runtime: a numeric ``tensor_content`` of the shape's size; None
+    for anything else (the pure decoder then decides, and words any error)."""
+    parse = fast_proto.tensor_parser()
+    if parse is None:
+        return None
+    try:
+        message = parse(buf)
+    except (fast_proto.DecodeError, ValueError, TypeError):
+        return None
+    spec = _DTYPES.get(message.dtype)
+    content = message.tensor_content
+    if spec is None or spec[0] == "DT_STRING" or not content or message.tensor_shape.unknown_rank:
+        return None
+    shape = tuple(dim.size for dim in message.tensor_shape.dim)
+    dtype = np.dtype(spec[1])
+    if any(size < 0 for size in shape) or len(content) != math.prod(shape) * dtype.itemsize:
+        return None
+    return np.frombuffer(content, dtype=dtype).astype(_native(spec[1])).reshape(shape)
 
 
 def encode_tensor(array: np.ndarray | Sequence[object] | object) -> bytes:
