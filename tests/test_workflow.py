@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from tests.workflow_runner import REPO, copy_workflow, snakemake
+from tf2lightning.claims import failures, read_metrics
 from tf2lightning.core.tsv import read_tsv
 from tf2lightning.families import FAMILIES
 
@@ -108,7 +109,7 @@ def test_end_to_end_outputs(dga_run: Path) -> None:
     metrics = {row["metric"]: float(row["value"]) for row in read_tsv(dga_run / TARGET)}
     assert metrics["n_test"] == 200
     assert metrics["accuracy"] > metrics["majority_class_accuracy"] + 0.3
-    assert 0.0 <= metrics["macro_f1"] <= 1.0 and metrics["macro_auroc"] > 0.8
+    assert failures("dga", metrics) == [] and metrics["macro_auroc"] > 0.8
 
     parity = dga_run / "results/dga/domains_CnnLstm/parity.tsv"
     assert parity.read_text().startswith("# verdict: PASS\n")
@@ -166,6 +167,15 @@ def family_configs() -> list[Path]:
     )
 
 
+# The families whose quality claim (tf2lightning.claims) the tiny configs show with a margin that held, with
+# each config's first combination: tabular wine_MLP accuracy 0.86 vs majority 0.39 (+0.1 claimed). Not at
+# this size: D3 mpra_Conv's oracle MSE ratio read 0.83 in one run and 1.004 in the next (8 designed
+# sequences); Clair3's heads do not beat their majority classes after 2 epochs on 200 sites (gt21 0.05 vs
+# 0.16). Those claims, EpiBERT's and DGA's are checked on the demo's eval.tsv files by
+# `python -m tf2lightning.claims config/config.yaml results` (DGA's also in test_end_to_end_outputs).
+CLAIMS_AT_TEST_SIZE = {"tabular"}
+
+
 @pytest.mark.parametrize("config", family_configs(), ids=lambda p: p.stem)
 def test_family_chain_end_to_end(config: Path, tmp_path: Path) -> None:
     """Each family's first configured combination runs through the whole chain with parity passing."""
@@ -178,3 +188,5 @@ def test_family_chain_end_to_end(config: Path, tmp_path: Path) -> None:
     assert (workdir / prefix / "parity.tsv").read_text().startswith("# verdict: PASS\n")
     metrics = read_tsv(workdir / prefix / "eval.tsv")
     assert metrics and all(row["family"] == family for row in metrics)
+    if family in CLAIMS_AT_TEST_SIZE:
+        assert failures(family, read_metrics(workdir / prefix / "eval.tsv")) == []
