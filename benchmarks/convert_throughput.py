@@ -284,11 +284,16 @@ def convert_rate_files(run: Run, legacy: Path, work: Path, files: list[Path]) ->
 
 
 def convert_folder(run: Run, legacy: Path, out: Path) -> int:
-    """The family's one-job conversion of a folder; returns the row count."""
+    """The family's one-job conversion of a folder; returns the rows written (every ``split`` column)."""
+    import h5py
+
     from tf2lightning.families import family_module
 
     family_module(run.family, "data").convert(run, legacy, out)
-    return sum(int(v) for k, v in read_attrs(out).items() if k == "n_examples")
+    rows: list[int] = []
+    with h5py.File(out, "r") as h5:
+        h5.visititems(lambda name, obj: rows.append(len(obj)) if name.split("/")[-1] == "split" else None)
+    return sum(rows)
 
 
 def bench_clair3(root: Path, work: Path, gb: float, workers: int, per_file: int) -> list[dict]:
