@@ -150,3 +150,51 @@ def test_exports_of_an_upstream_run_return_upstream_log_scores(
     (onnx_out,) = session.run(None, feeds)
     close(scripted, probe["log_score_ema"])
     close(onnx_out, probe["log_score_ema"])
+
+
+@pytest.mark.parametrize(("dataset", "name"), [("deepstarr", "DeepSTARR_DeepSTARR"), ("mpra", "mpra_mpra")])
+def test_upstream_oracles_load_and_reproduce_their_outputs_and_metric(dataset: str, name: str) -> None:
+    from tf2lightning.families.d3.oracle import predict, read_upstream_oracle
+
+    folder = upstream_dir("d3", "oracles")
+    oracle = read_upstream_oracle(folder / f"oracle_{name}_data.ckpt")
+    with np.load(folder / "probe.npz") as probe:
+        arrays = dict(probe)
+    codes = {k: arrays[f"{dataset}_x_{k}"].argmax(1) for k in ("test", "gen")}
+    on_test, on_gen = predict(oracle, codes["test"]), predict(oracle, codes["gen"])
+    close(on_test, arrays[f"{dataset}_oracle_test"])
+    close(on_gen, arrays[f"{dataset}_oracle_gen"])
+    np.testing.assert_allclose(np.mean((on_test - on_gen) ** 2), arrays[f"{dataset}_sp_mse"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("dataset", ["deepstarr", "mpra", "promoter"])
+def test_upstream_data_files_convert_as_upstream_reads_them(tmp_path: Path, dataset: str) -> None:
+    from tf2lightning.core.hdf5_store import read_all, read_attrs, split_indices
+    from tf2lightning.families.d3 import data
+
+    root = upstream_dir("d3", "data")
+    run = Run("d3", dataset, "Tran")
+    data.convert(run, root / dataset, tmp_path / "data.h5")
+    table = read_all(tmp_path / "data.h5", ("seq", "activity"))
+    with np.load(root / "expected.npz") as expected:
+        for split, rows in split_indices(tmp_path / "data.h5").items():
+            np.testing.assert_array_equal(table["seq"][rows], expected[f"{dataset}_{split}_x"])
+            np.testing.assert_array_equal(table["activity"][rows], expected[f"{dataset}_{split}_y"])
+    assert read_attrs(tmp_path / "data.h5")["n_unknown"] == 0
+
+
+def test_n_positions_are_counted_and_a_missing_test_split_is_allowed(tmp_path: Path) -> None:
+    import h5py
+
+    from tf2lightning.core.hdf5_store import read_attrs, split_indices
+    from tf2lightning.families.d3 import data
+
+    hot = np.eye(4, dtype=np.float32)[np.random.default_rng(0).integers(0, 4, (3, 200))]
+    hot[1, 7] = 0  # an N
+    with h5py.File(tmp_path / "mpra_data.h5", "w") as f:
+        for split in ("train", "valid"):
+            f[f"x_{split}"], f[f"y_{split}"] = hot, np.zeros((3, 3), np.float32)
+    data.convert(Run("d3", "mpra", "Conv"), tmp_path, tmp_path / "data.h5")
+    attrs = read_attrs(tmp_path / "data.h5")
+    assert attrs["n_unknown"] == 2 and attrs["missing_splits"] == ["test"]
+    assert len(split_indices(tmp_path / "data.h5").get("test", [])) == 0

@@ -52,7 +52,8 @@ def evaluate(run: Run, model: nn.Module, h5: Path, oracle: Path, samples: Path) 
         "shuffled": shuffle_rows(real, rng),
         "real": real,
     }
-    net, pearson = load_oracle(oracle)
+    net, pearson, columns = load_oracle(oracle)
+    conditions = conditions[:, columns]
     metrics: dict[str, float] = {"n_samples": float(n), "eval_split_is_test": float(split == "test")}
     on_real = predict(net, real)
     for name, codes in sets.items():

@@ -1,11 +1,17 @@
-"""Oracle regressors that score designed sequences: a DeepSTARR-like and an MPRA-like CNN (torch only).
+"""The oracles that score designed sequences: upstream's networks (``oracle_nets``), trained here or loaded.
 
-Trained per dataset on its train split (early stopping on valid), they report their own held-out Pearson
-r per activity. Saved as ``{"state_dict", "style", "length", "n_activities", "test_pearson"}``.
+``dataset.oracle.checkpoint`` names an upstream oracle checkpoint (``oracle_DeepSTARR_DeepSTARR_data.ckpt``,
+``oracle_mpra_mpra_data.ckpt``: Lightning checkpoints whose ``state_dict`` keys carry ``model.``); it is
+loaded strictly with its widths read from the tensors. Without one, the dataset's upstream architecture is
+trained on its train split (early stopping on valid) at ``oracle.widths``/``oracle.hidden``; for promoter,
+whose upstream oracle (Sei) is not shipped, that is a DeepSTARR network standing in for it. Either way the
+oracle reports its held-out Pearson r per predicted activity. Saved as ``{"state_dict", "spec",
+"columns", "test_pearson", "source"}``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,42 +24,14 @@ from torch import Tensor, nn
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.core.hdf5_store import read_all, split_indices
 from tf2lightning.core.tsv import write_tsv
+from tf2lightning.errors import FormatError
+from tf2lightning.families.d3 import oracle_nets
 from tf2lightning.families.d3.datasets import activity_of, dataset_kind
 from tf2lightning.run import Run
 
 log = logging.getLogger(__name__)
 
-# style -> (conv channels, kernel sizes, pooling after each conv)
-STYLES: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = {
-    "deepstarr": ((64, 64, 64), (9, 5, 3), (2, 2, 1)),  # DeepSTARR: conv-BN-ReLU-maxpool stacks
-    "mpra": ((64, 64), (11, 5), (4, 1)),  # MPRA-like: a wide first filter, fewer layers
-}
-
-POOL_SCALE = 4.0  # summed features / 4: about the old mean * 16 at 249 bp after two 2x pools
-
-
-class OracleCNN(nn.Module):
-    """One-hot ``(B, 4, L)`` -> activities ``(B, n_act)``: conv stack, global average pool, dense head.
-
-    Sum pooling keeps the motif *count* readable (a max pool would only see presence) at the same scale
-    for every sequence length (a mean would shrink one motif's weight fourfold from 249 to 1024 bp).
-    """
-
-    def __init__(self, style: str, n_activities: int) -> None:
-        super().__init__()
-        channels, kernels, pools = STYLES[style]
-        layers: list[nn.Module] = []
-        previous = 4
-        for out, kernel, pool in zip(channels, kernels, pools, strict=True):
-            layers += [nn.Conv1d(previous, out, kernel, padding=kernel // 2), nn.BatchNorm1d(out), nn.ReLU()]
-            if pool > 1:
-                layers.append(nn.MaxPool1d(pool))
-            previous = out
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(previous, 64), nn.ReLU(), nn.Linear(64, n_activities))
-
-    def forward(self, onehot: Tensor) -> Tensor:
-        return self.head(self.features(onehot).sum(-1) / POOL_SCALE)
+UPSTREAM_WIDTHS = {"deepstarr": ((256, 60, 60, 120), (256,)), "mpra": ((196, 256, 256), (512, 256))}
 
 
 def onehot(codes: np.ndarray | Tensor) -> Tensor:
@@ -74,26 +52,36 @@ def pearson(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return (p * t).sum(0) / np.sqrt((p**2).sum(0) * (t**2).sum(0) + 1e-12)
 
 
-def train_oracle(run: Run, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> None:
-    """Family stage: fit the oracle on ``inputs["data"]``; write ``outputs["model"]`` and ``["metrics"]``."""
-    torch.set_num_threads(run.threads)
-    torch.manual_seed(run.seed)
-    kind = dataset_kind(run)
-    cfg = run.dataset.get("oracle", {})
-    data = read_all(inputs["data"], ("seq", "activity"))
-    splits = split_indices(inputs["data"])
-    x, y = data["seq"], activity_of(kind, data["activity"])
-    model = OracleCNN(kind.oracle, len(kind.activities))
+def read_upstream_oracle(path: Path) -> nn.Module:
+    """An upstream oracle checkpoint (``state_dict`` with ``model.`` keys), loaded strictly, eval mode."""
+    from tf2lightning.families.d3.runfolder import numpy_globals
+
+    try:
+        with torch.serialization.safe_globals(numpy_globals()):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
+        return oracle_nets.from_state(state)
+    except Exception as error:  # torch raises several types for a bad file
+        raise FormatError(f"{path}: not an upstream oracle checkpoint ({error})") from None
+
+
+def fit(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, splits: Mapping[str, np.ndarray], cfg: Mapping, seed: int
+) -> float:
+    """Adam on MSE over the train split, keeping the weights of the best valid MSE; returns that MSE.
+    ``shift_augment`` rolls each batch by a random offset (ours: the synthetic activities ignore position)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg.get("lr", 2e-3)))
-    rng = np.random.default_rng(run.seed)
+    rng = np.random.default_rng(seed)
     batch_size = int(cfg.get("batch_size", 32))
+    shifts = bool(cfg.get("shift_augment", False))
     best, best_state = np.inf, None
     for epoch in range(int(cfg.get("epochs", 30))):
         model.train()
         order = rng.permutation(splits["train"])
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = np.sort(order[start : start + batch_size])
-            loss = F.mse_loss(model(onehot(x[idx])), torch.from_numpy(y[idx]))
+            batch = np.roll(x[idx], int(rng.integers(x.shape[1])), axis=1) if shifts else x[idx]
+            loss = F.mse_loss(model(onehot(batch)), torch.from_numpy(y[idx]))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -102,26 +90,58 @@ def train_oracle(run: Run, inputs: Mapping[str, Path], outputs: Mapping[str, Pat
         if valid < best:
             best, best_state = valid, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
-    test = splits["test"]
-    r = pearson(predict(model, x[test]), y[test])
+    return best
+
+
+def train_oracle(run: Run, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> None:
+    """Family stage: load or fit the oracle; write ``outputs["model"]`` and ``outputs["metrics"]``."""
+    torch.set_num_threads(run.threads)
+    torch.manual_seed(run.seed)
+    kind = dataset_kind(run)
+    cfg = run.dataset.get("oracle", {})
+    data = read_all(inputs["data"], ("seq", "activity"))
+    splits = split_indices(inputs["data"])
+    columns = list(kind.oracle_columns)
+    x, y = data["seq"], np.ascontiguousarray(activity_of(kind, data["activity"])[:, columns])
+    given = cfg.get("checkpoint")
+    if given:
+        model, best, source = read_upstream_oracle(Path(given)), float("nan"), str(given)
+    else:
+        widths, hidden = UPSTREAM_WIDTHS[kind.oracle]
+        spec = oracle_nets.spec_for(
+            kind.oracle,
+            len(columns),
+            kind.length,
+            tuple(cfg.get("widths") or widths),
+            tuple(cfg.get("hidden") or hidden),
+        )
+        model = spec.build()
+        best = fit(model, x, y, splits, cfg, run.seed)
+        stand_in = ", a stand-in for Sei" if kind.layout == "promoter" else ""
+        source = f"trained here (upstream's {kind.oracle} architecture{stand_in})"
+    held_out = splits["test"] if len(splits.get("test", [])) else splits["valid"]
+    r = pearson(predict(model, x[held_out]), y[held_out])
     payload = {
         "state_dict": model.state_dict(),
-        "style": kind.oracle,
-        "n_activities": len(kind.activities),
+        "spec": dataclasses.asdict(oracle_nets.spec_of(model.state_dict())),
+        "columns": columns,
         "test_pearson": [float(v) for v in r],
+        "source": source,
     }
     with atomic_path(outputs["model"]) as tmp:
         torch.save(payload, tmp)
-    rows = [
-        {"metric": f"test_pearson_r_{a}", "value": float(v)} for a, v in zip(kind.activities, r, strict=True)
-    ]
+    names = [kind.activities[c] for c in columns]
+    rows = [{"metric": f"test_pearson_r_{a}", "value": float(v)} for a, v in zip(names, r, strict=True)]
     rows.append({"metric": "valid_mse", "value": best})
     write_tsv(outputs["metrics"], rows, ("metric", "value"))
 
 
-def load_oracle(path: Path) -> tuple[OracleCNN, list[float]]:
-    """The trained oracle (eval mode) and its held-out Pearson r per activity."""
+def load_oracle(path: Path) -> tuple[nn.Module, list[float], list[int]]:
+    """The oracle (eval mode), its held-out Pearson r per output and the activity columns it predicts."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    model = OracleCNN(payload["style"], int(payload["n_activities"]))
+    spec = oracle_nets.OracleSpec(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in payload["spec"].items()}
+    )
+    model = spec.build()
     model.load_state_dict(payload["state_dict"])
-    return model.eval(), list(payload["test_pearson"])
+    return model.eval(), list(payload["test_pearson"]), list(payload["columns"])

@@ -26,6 +26,8 @@ from tf2lightning.errors import FormatError
 from tf2lightning.families.d3.datasets import DatasetKind
 
 SPLITS = ("train", "valid", "test")
+PROMOTER_ITEMS = {"train": "train", "valid": "test", "test": "test"}
+"""Promoter split -> items array: upstream's ``data.py`` validates on ``PromoterDataset(split='test')``."""
 
 
 def one_hot(codes: np.ndarray) -> np.ndarray:
@@ -83,7 +85,7 @@ def has_split(kind: DatasetKind, data_dir: Path, split: str) -> bool:
     path = Path(data_dir) / kind.file
     if kind.layout == "promoter":
         with np.load(path) as archive:
-            return split in archive.files
+            return PROMOTER_ITEMS[split] in archive.files
     x = "X" if kind.layout == "deepstarr" else "x"
     with h5py.File(path, "r") as f:
         return f"{x}_{split}" in f
@@ -97,9 +99,10 @@ def read_split_counted(kind: DatasetKind, data_dir: Path, split: str) -> tuple[n
     n_act = len(kind.activities)
     if kind.layout == "promoter":
         with np.load(path) as archive:
-            if split not in archive:
-                raise FormatError(f"{path}: no array {split!r}; found {sorted(archive.files)}")
-            data = archive[split]
+            name = PROMOTER_ITEMS[split]
+            if name not in archive:
+                raise FormatError(f"{path}: no array {name!r}; found {sorted(archive.files)}")
+            data = archive[name]
         if data.ndim != 3 or data.shape[2] not in (5, 6):
             raise FormatError(f"{path}: {split}: expected (N, {kind.length}, 6), found shape {data.shape}")
         codes, n_unknown = _codes(path, split, data[..., :4], kind.length)
