@@ -24,10 +24,10 @@ from tf2lightning.core.hdf5_store import read_all
 from tf2lightning.core.parity import capture_activations, compare, parity_table
 from tf2lightning.core.reference_file import read_reference
 from tf2lightning.core.torch_weights import load_mapped, target_spec
-from tf2lightning.errors import FormatError, MappingError
+from tf2lightning.errors import ConfigError, FormatError, MappingError
 from tf2lightning.families.clair3 import call as clair3_call
 from tf2lightning.families.clair3 import data, model, weights
-from tf2lightning.families.clair3.bin_format import bin_path, chunk_batches, read_bin, write_bin
+from tf2lightning.families.clair3.bin_format import chunk_batches, read_bin, write_bin
 from tf2lightning.families.clair3.evaluate import predict_heads
 from tf2lightning.families.clair3.labels import GT21, LABEL_WIDTH, label_classes, one_hot_labels
 from tf2lightning.families.clair3.lookahead import Lookahead
@@ -125,39 +125,54 @@ def test_synthetic_sites_are_deterministic_and_consistent() -> None:
     assert np.array_equal(coverage, a["pileup"][:, 16, [0, 1, 2, 3, 6, 9, 10, 11, 12, 15]].sum(1))
 
 
-def test_bin_round_trips_bit_identical(tmp_path: Path) -> None:
+def write_bin_folder(root: Path, platform: Platform, chromosomes: tuple[str, ...]) -> None:
+    """Upstream's layout: pileup/ and full_alignment/ bins per chromosome, different sites in each, pileup
+    counts above int8 (int32, as upstream stores them)."""
+    for index, chrom in enumerate(chromosomes):
+        for kind, seed in (("pileup", index), ("full_alignment", 100 + index)):
+            sites = generate_sites(5 + index, platform, np.random.default_rng(seed), chrom)
+            matrix = sites[kind].astype(np.int32) + (100 if kind == "pileup" else 0)
+            arrays = {"position_matrix": matrix, **{k: sites[k] for k in ("label", "position", "alt_info")}}
+            (root / kind).mkdir(parents=True, exist_ok=True)
+            write_bin(root / kind / f"bin_s_60_{chrom}", arrays)
+
+
+def test_bin_folder_round_trips_bit_identical(tmp_path: Path) -> None:
     platform = Platform("hifi", 55)
+    write_bin_folder(tmp_path / "bins", platform, ("chr1", "chr20", "chr21"))
     run = Run("clair3", "hifi", "", {"depth": 55})
-    for index, split in enumerate(data.SPLITS):
-        sites = generate_sites(5 + index, platform, np.random.default_rng(index))
-        for field in ("pileup", "full_alignment"):
-            arrays = {
-                "position_matrix": sites[field],
-                **{k: sites[k] for k in ("label", "position", "alt_info")},
-            }
-            write_bin(bin_path(tmp_path, split, field), arrays)
-    data.convert(run, tmp_path, tmp_path / "data.h5")
-    table = read_all(tmp_path / "data.h5")
+    data.convert(run, tmp_path / "bins", tmp_path / "data.h5")
     with h5py.File(tmp_path / "data.h5") as h5:
-        assert h5["full_alignment"].chunks[0] == data.CHUNK_ROWS and h5["full_alignment"].dtype == np.int8
-    for split_id, split in enumerate(data.SPLITS):
-        rows = table["split"] == split_id
-        original = read_bin(bin_path(tmp_path, split, "full_alignment"))
-        assert original["position_matrix"].dtype == table["full_alignment"].dtype == np.int8
-        assert np.array_equal(original["position_matrix"], table["full_alignment"][rows])
-        assert np.array_equal(
-            read_bin(bin_path(tmp_path, split, "pileup"))["position_matrix"], table["pileup"][rows]
-        )
-        for key in ("label", "position", "alt_info"):
-            assert np.array_equal(original[key], table[key][rows])
-        # and back: HDF5 rows -> .bin -> the same bytes
-        back = {
-            "position_matrix": table["full_alignment"][rows],
-            **{k: table[k][rows] for k in ("label", "position", "alt_info")},
-        }
-        write_bin(tmp_path / "back.bin", back)
-        again = read_bin(tmp_path / "back.bin")
-        assert all(again[k].tobytes() == original[k].tobytes() for k in original)
+        assert h5["full_alignment/position_matrix"].chunks[0] == data.CHUNK_ROWS
+        assert h5["pileup/position_matrix"].dtype == np.int32 and h5["pileup/position_matrix"][()].max() > 127
+    for kind in ("pileup", "full_alignment"):
+        keys = [f"{kind}/{k}" for k in ("position_matrix", "label", "position", "alt_info", "split", "file")]
+        table = {k.split("/")[1]: v for k, v in read_all(tmp_path / "data.h5", keys).items()}
+        for index, (chrom, split_id) in enumerate((("chr1", 0), ("chr20", 1), ("chr21", 2))):
+            rows = table["file"] == index
+            assert np.all(table["split"][rows] == split_id)  # the default split: chr20 val, chr21 test
+            original = read_bin(tmp_path / "bins" / kind / f"bin_s_60_{chrom}")
+            for key in original:
+                assert np.array_equal(original[key], table[key][rows])
+            write_bin(tmp_path / "back", {k: table[k][rows] for k in original})  # and back to a bin
+            again = read_bin(tmp_path / "back")
+            for key, values in original.items():  # strings: the table's width is the widest file's
+                assert np.array_equal(again[key], values)
+                assert again[key].dtype == values.dtype or values.dtype.kind == "S"
+
+
+def test_split_by_fraction_is_seeded_and_sized(tmp_path: Path) -> None:
+    write_bin_folder(tmp_path / "bins", Platform("hifi", 55), ("chr1", "chr2"))  # 5 + 6 sites per network
+    split = {"by": "fraction", "val_fraction": 0.2, "test_fraction": 0.3, "seed": 4}
+    run = Run("clair3", "hifi", "", {"depth": 55, "split": split})
+    data.convert(run, tmp_path / "bins", tmp_path / "a.h5")
+    data.convert(run, tmp_path / "bins", tmp_path / "b.h5")
+    codes = read_all(tmp_path / "a.h5", ["pileup/split"])["pileup/split"]
+    assert np.bincount(codes, minlength=3).tolist() == [6, 2, 3]
+    assert np.array_equal(codes, read_all(tmp_path / "b.h5", ["pileup/split"])["pileup/split"])
+    with pytest.raises(ConfigError, match=r"split: \['chr2'\] is in both val and test"):
+        data.convert(Run("clair3", "hifi", "", {"depth": 55, "split": {"val": ["chr2"], "test": ["chr2"]}}),
+                     tmp_path / "bins", tmp_path / "c.h5")  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -186,11 +201,11 @@ def test_bad_bin_names_the_file_and_array(tmp_path: Path) -> None:
     write_bin(
         path,
         {
-            "position_matrix": sites["pileup"].astype(np.int16),
+            "position_matrix": sites["pileup"].astype(np.float32),
             **{k: sites[k] for k in ("label", "position", "alt_info")},
         },
     )
-    with pytest.raises(FormatError, match=r"bad\.bin: array 'position_matrix' has dtype int16"):
+    with pytest.raises(FormatError, match=r"bad\.bin: array 'position_matrix' has dtype float32"):
         read_bin(path)
     with h5py.File(path, "a") as h5:
         del h5["alt_info"]
@@ -291,7 +306,7 @@ def test_streaming_call_equals_batch_inference(legacy_root: Path, tmp_path: Path
     port = converted_port(legacy_root, "hifi", "P")
     model_pt = tmp_path / "model.pt"
     save_model(port, run, [], model_pt)
-    bin_file = bin_path(legacy_root / "hifi" / "data", "train", "pileup")
+    bin_file = legacy_root / "hifi" / "data" / "pileup" / "bin_synthetic_60_chr1"
     out = tmp_path / "calls.tsv"
     code = clair3_call.main(
         [
@@ -320,7 +335,7 @@ def test_streaming_call_equals_batch_inference(legacy_root: Path, tmp_path: Path
 
 def test_call_in_bf16_is_close_to_fp32(legacy_root: Path, tmp_path: Path) -> None:
     save_model(converted_port(legacy_root, "hifi", "F"), make_run("hifi", "F"), [], tmp_path / "model.pt")
-    bin_file = bin_path(legacy_root / "hifi" / "data", "test", "full_alignment")
+    bin_file = legacy_root / "hifi" / "data" / "full_alignment" / "bin_synthetic_60_chr21"
     tables = {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / f"{precision}.tsv"

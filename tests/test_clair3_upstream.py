@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import onnxruntime
 import pytest
@@ -20,7 +21,7 @@ from tests.upstream_fixtures import upstream_dir
 from tf2lightning.core.tf_checkpoint import list_tf_checkpoint, read_bundle_index
 from tf2lightning.core.torch_weights import load_mapped, target_spec
 from tf2lightning.errors import ConfigError, FormatError
-from tf2lightning.families.clair3 import model, weights
+from tf2lightning.families.clair3 import data, model, weights
 from tf2lightning.families.clair3.checkpoint import checkpoint_prefix, network_sizes
 from tf2lightning.run import Run
 from tf2lightning.stages.weights import convert_weights, export_model, load_port
@@ -191,3 +192,42 @@ def test_sharded_checkpoint_reads_like_the_original(tf_side: tuple[Path, dict]) 
     want = weights.read_source(fixture_run(original, "F", 55), original)
     assert sorted(got) == sorted(want)
     assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def test_data_h5_equals_upstream_bins(tmp_path: Path) -> None:
+    bins = upstream_dir("clair3", "bins")
+    expected = np.load(bins / "expected.npz")
+    for platform, depth in (("ont", 89), ("hifi", 55)):
+        run = Run("clair3", platform, "", {"depth": depth, "split": {"val": [], "test": ["chr2"]}})
+        data.convert(run, bins / platform, tmp_path / f"{platform}.h5")
+        with h5py.File(tmp_path / f"{platform}.h5") as h5:
+            for kind in ("pileup", "full_alignment"):
+                files = json.loads(h5[kind].attrs["files"])
+                assert files == ["bin_hg002_60_chr1", "bin_hg002_60_chr2"]
+                file_index, split = h5[f"{kind}/file"][()], h5[f"{kind}/split"][()]
+                for index, name in enumerate(files):
+                    rows = file_index == index
+                    assert np.all(split[rows] == (2 if name.endswith("chr2") else 0))
+                    for array in ("position_matrix", "label", "position", "alt_info"):
+                        want = expected[f"{platform}/{kind}/{name}/{array}"]
+                        got = h5[f"{kind}/{array}"][()][rows].reshape(want.shape)
+                        assert np.array_equal(got, want), (platform, kind, name, array)
+                        assert got.dtype == want.dtype or want.dtype.kind == "S"
+    assert expected["ont/pileup/bin_hg002_60_chr1/position_matrix"].max() > 127  # int32 counts kept
+
+
+def test_call_on_an_upstream_bin_prints_clean_positions(tmp_path: Path) -> None:
+    from tf2lightning.families.clair3 import call
+    from tf2lightning.stages.train import save_model
+
+    folder = upstream_dir("clair3", "released_ont")
+    run = fixture_run(folder, "P", 89)
+    convert_weights(run, folder, "ckpt", tmp_path / "w.safetensors")
+    save_model(load_port(run, tmp_path / "w.safetensors"), run, [], tmp_path / "model.pt")
+    bin_file = upstream_dir("clair3", "bins", "ont", "pileup", "bin_hg002_60_chr2")
+    assert call.main([str(tmp_path / "model.pt"), str(bin_file), "-o", str(tmp_path / "calls.tsv")]) == 0
+    lines = [line.split("\t") for line in (tmp_path / "calls.tsv").read_text().splitlines()]
+    want = np.load(upstream_dir("clair3", "bins", "expected.npz"))["ont/pileup/bin_hg002_60_chr2/position"]
+    assert [row[0] for row in lines[1:]] == [p.decode() for p in want.reshape(-1)]
+    assert lines[0] == ["position", "gt21", "p_gt21", "genotype", "p_genotype"]  # a 2-head model
+    assert lines[1][0].startswith("chr2:") and len(lines[1]) == 5

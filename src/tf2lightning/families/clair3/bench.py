@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2lightning.core.hdf5_store import first_rows
+from tf2lightning.core.hdf5_store import read_rows, split_indices
 from tf2lightning.families.clair3.platform import tensor_field
 from tf2lightning.run import Run
 
@@ -30,18 +30,19 @@ def data_view(run: Run) -> str:
 
 
 def tf_model(run: Run, model_dir: Path) -> Any:
-    """The legacy ``Clair3_P``/``Clair3_F`` restored from ``model_dir/ckpt``."""
+    """The legacy ``Clair3_P``/``Clair3_F`` restored from ``model_dir`` (see ``legacy.load_model``)."""
     from tf2lightning.families.clair3.legacy import load_model
 
     return load_model(run, model_dir)
 
 
 def train_batch(run: Run, h5: Path, batch_size: int) -> dict[str, np.ndarray]:
-    """The first ``batch_size`` training sites: ``x`` int8 tensors of the run's network, ``label`` int8
+    """The first ``batch_size`` training sites of the run's network: ``x`` tensors as stored, ``label``
     ``(B, 90)`` rows."""
     field = tensor_field(run)
-    rows = first_rows(h5, "train", batch_size, (field, "label"))
-    return {"x": rows[field], "label": rows["label"]}
+    keys = (f"{field}/position_matrix", f"{field}/label")
+    rows = read_rows(h5, split_indices(h5, f"{field}/split")["train"][:batch_size], keys)
+    return {"x": rows[keys[0]], "label": rows[keys[1]]}
 
 
 def tf_train_step(run: Run, model: Any, batch: dict[str, np.ndarray]) -> Any:

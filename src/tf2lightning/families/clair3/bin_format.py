@@ -1,9 +1,10 @@
-"""Clair3 ``.bin`` training files: PyTables HDF5 with four EArrays (numpy, PyTables and h5py only).
+"""Clair3 training bins: PyTables HDF5 with four EArrays (numpy, PyTables and h5py only).
 
-As Clair3's Tensor2Bin writes them: ``position_matrix`` int8 ``(N, ...)`` (the pileup ``(33, 18)`` or the
-full-alignment ``(depth, 33, 8)`` tensor), ``label`` int8 ``(N, 90)``, ``position`` and ``alt_info``
-fixed-width byte strings, all with Blosc ``lz4hc`` filters and 500-row chunks. Files are read with h5py
-(hdf5plugin decodes PyTables' Blosc), so no PyTables is needed to read them.
+As upstream's Tensor2Bin/MergeBin write them: ``position_matrix`` (pileup int32 ``(N, 33, 18)`` counts, which
+exceed int8; full alignment int8 ``(N, depth, 33, 8)``), ``label`` integer ``(N, 90)``, ``position`` and
+``alt_info`` fixed-width byte strings ``(N, 1)``, all with Blosc ``lz4hc`` filters. Files are read with h5py
+(hdf5plugin decodes PyTables' Blosc), so no PyTables is needed to read them; string columns are returned
+as vectors ``(N,)``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import h5py
 import hdf5plugin  # noqa: F401  (registers the Blosc filter with h5py)
@@ -30,7 +30,7 @@ def write_bin(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) ->
     """Write one ``.bin`` atomically; ``arrays`` holds the four ``ARRAYS`` with one row per site."""
     import tables
 
-    missing = [name for name in ARRAYS if name not in arrays]
+    missing = [name for name in ARRAYS if name not in arrays]  # strings are written (N, 1), as upstream
     if missing:
         raise ValueError(f"{path}: cannot write a .bin without {missing}")
     filters = tables.Filters(complevel=5, complib="blosc:lz4hc")
@@ -38,6 +38,7 @@ def write_bin(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) ->
         for name in ARRAYS:
             values = np.asarray(arrays[name])
             if values.dtype.kind == "S":
+                values = values.reshape(-1, 1)
                 atom = tables.StringAtom(itemsize=max(values.dtype.itemsize, 1))
             else:
                 atom = tables.Atom.from_dtype(values.dtype)
@@ -50,14 +51,17 @@ def write_bin(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) ->
 
 
 def check_bin(h5: h5py.File, where: str, shape: tuple[int, ...] | None = None) -> int:
-    """Check the four arrays (dtype, row shape, one length); return the number of sites."""
+    """Check the four arrays (integer tensors, row shape, byte strings ``(N,)`` or ``(N, 1)``, one
+    length); return the number of sites."""
     for name in ARRAYS:
         if not isinstance(h5.get(name), h5py.Dataset):
             raise FormatError(f"{where}: missing array {name!r}; found {sorted(h5.keys())}")
     n = h5["position_matrix"].shape[0]
     matrix, label = h5["position_matrix"], h5["label"]
-    if matrix.dtype != np.int8:
-        raise FormatError(f"{where}: array 'position_matrix' has dtype {matrix.dtype}, expected int8")
+    if matrix.dtype.kind != "i":
+        raise FormatError(
+            f"{where}: array 'position_matrix' has dtype {matrix.dtype}, expected signed integers"
+        )
     if shape is not None and matrix.shape[1:] != tuple(shape):
         raise FormatError(
             f"{where}: array 'position_matrix' has rows of shape {matrix.shape[1:]}, expected {tuple(shape)}"
@@ -67,29 +71,33 @@ def check_bin(h5: h5py.File, where: str, shape: tuple[int, ...] | None = None) -
             f"{where}: array 'label' must be numeric (N, {LABEL_WIDTH}), found {label.dtype} {label.shape}"
         )
     for name in ("position", "alt_info"):
-        if h5[name].dtype.kind != "S" or h5[name].ndim != 1:
-            raise FormatError(f"{where}: array {name!r} must be a vector of byte strings")
+        if h5[name].dtype.kind != "S" or h5[name].shape[1:] not in ((), (1,)):
+            raise FormatError(
+                f"{where}: array {name!r} must hold byte strings (N,) or (N, 1), found "
+                f"{h5[name].dtype} {h5[name].shape}"
+            )
     for name in ARRAYS:
         if h5[name].shape[0] != n:
             raise FormatError(f"{where}: array {name!r} has {h5[name].shape[0]} rows, position_matrix {n}")
     return n
 
 
+def read_rows(h5: h5py.File, name: str, rows: slice | np.ndarray) -> np.ndarray:
+    """Rows of one array; string columns as a vector."""
+    values = h5[name][rows]
+    return values.reshape(-1) if values.dtype.kind == "S" else values
+
+
 def read_bin(path: str | os.PathLike[str], shape: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
-    """All four arrays of a ``.bin`` (checked as in :func:`check_bin`)."""
+    """All four arrays of a bin (checked as in :func:`check_bin`)."""
     where = os.fspath(path)
     try:
         h5 = h5py.File(where, "r")
     except OSError as error:
         raise FormatError(f"{where}: not a readable Clair3 .bin (HDF5) file: {error}") from None
     with h5:
-        check_bin(h5, where, shape)
-        return {name: h5[name][()] for name in ARRAYS}
-
-
-def bin_path(legacy_dir: Path, split: str, field: str) -> Path:
-    """``<legacy_dir>/<split>.<field>.bin``, e.g. ``train.full_alignment.bin``."""
-    return Path(legacy_dir) / f"{split}.{field}.bin"
+        n = check_bin(h5, where, shape)
+        return {name: read_rows(h5, name, slice(0, n)) for name in ARRAYS}
 
 
 def chunk_batches(

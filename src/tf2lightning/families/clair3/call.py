@@ -42,29 +42,33 @@ def load_callable(model_path: Path, device: torch.device) -> tuple[nn.Module, st
     return model.to(device).eval(), network_of(run)
 
 
-def input_field(path: Path, network: str | None) -> str:
-    """The tensor array to read: ``position_matrix`` in a ``.bin``, the network's field in ``data.h5``."""
+def input_group(path: Path, network: str | None) -> str:
+    """Where the arrays are: ``""`` (the root) in a Clair3 bin, the network's group in ``data.h5``."""
     with h5py.File(path, "r") as h5:
         if "position_matrix" in h5:
-            return "position_matrix"
+            return ""
         if network is None:
             raise ConfigError(f"{path}: an HDF5 table needs --network P or F with a TorchScript model")
-        field = TENSOR_FIELD[network]
-        if field not in h5:
-            raise FormatError(f"{path}: no dataset {field!r} for network {network}")
-        return field
+        group = TENSOR_FIELD[network]
+        if f"{group}/position_matrix" not in h5:
+            raise FormatError(f"{path}: no dataset '{group}/position_matrix' for network {network}")
+        return group
 
 
-def iter_sites(path: Path, field: str, batch_size: int, split: str | None) -> Iterator[dict[str, np.ndarray]]:
-    """Batches of ``{field, position}`` streamed from the file, optionally only the rows of ``split``."""
-    keys = [field, "position"]
+def iter_sites(path: Path, group: str, batch_size: int, split: str | None) -> Iterator[dict[str, np.ndarray]]:
+    """Batches of ``{"x", "position"}`` (positions as a vector) streamed from the file, optionally only
+    the rows of ``split``."""
+    prefix = f"{group}/" if group else ""
+    keys = {"x": f"{prefix}position_matrix", "position": f"{prefix}position"}
     split_id = None
     if split is not None:
         names = read_attrs(path).get("splits") or []
         if split not in names:
             raise FormatError(f"{path}: no split {split!r}; splits are {names}")
-        split_id, keys = names.index(split), [*keys, "split"]
-    for batch in iter_batches(path, batch_size, keys):
+        split_id, keys["split"] = names.index(split), f"{prefix}split"
+    for raw in iter_batches(path, batch_size, tuple(keys.values())):
+        batch = {name: raw[key] for name, key in keys.items()}
+        batch["position"] = batch["position"].reshape(-1)  # upstream's bins store (N, 1)
         if split_id is not None:
             keep = batch.pop("split") == split_id
             batch = {k: v[keep] for k, v in batch.items()}
@@ -91,12 +95,14 @@ def predict_batch(model: nn.Module, x: np.ndarray, device: torch.device, precisi
     return [t.float().softmax(-1).cpu().numpy() for t in outputs]
 
 
-def header(probabilities: bool) -> list[str]:
+def header(probabilities: bool, heads: int = len(HEADS)) -> list[str]:
+    """The TSV columns for a model with the first ``heads`` of ``HEADS`` (4, or 2 for pileup models)."""
+    names = list(HEADS)[:heads]
     columns = ["position"]
-    for name in HEADS:
+    for name in names:
         columns += [name, f"p_{name}"]
     if probabilities:
-        columns += [f"p_{name}_{label}" for name, labels in HEADS.items() for label in labels]
+        columns += [f"p_{name}_{label}" for name in names for label in HEADS[name]]
     return columns
 
 
@@ -104,7 +110,7 @@ def format_rows(positions: np.ndarray, probs: list[np.ndarray], probabilities: b
     """One TSV line per site: calls (class name and its probability), then optionally all classes."""
     for row, position in enumerate(positions):
         cells = [position.decode() if isinstance(position, bytes) else str(position)]
-        for (_, labels), p in zip(HEADS.items(), probs, strict=True):
+        for labels, p in zip(HEADS.values(), probs, strict=False):  # 2 or 4 heads
             best = int(p[row].argmax())
             cells += [labels[best], f"{p[row, best]:.6g}"]
         if probabilities:
@@ -127,14 +133,17 @@ def call(
     """Stream calls for every site of ``input_path`` to ``out``; return the number of sites."""
     target = torch.device(device)
     model, saved_network = load_callable(model_path, target)
-    field = input_field(input_path, network or saved_network)
-    print("\t".join(header(probabilities)), file=out)
+    group = input_group(input_path, network or saved_network)
     n = 0
-    for batch in iter_sites(input_path, field, batch_size, split):
-        probs = predict_batch(model, batch[field], target, precision)
+    for batch in iter_sites(input_path, group, batch_size, split):
+        probs = predict_batch(model, batch["x"], target, precision)
+        if n == 0:
+            print("\t".join(header(probabilities, len(probs))), file=out)
         for line in format_rows(batch["position"], probs, probabilities):
             print(line, file=out)
         n += len(batch["position"])
+    if n == 0:  # no sites: the header alone (the model's head count is unknown without a batch)
+        print("\t".join(header(probabilities)), file=out)
     return n
 
 

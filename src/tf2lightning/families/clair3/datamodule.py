@@ -1,7 +1,8 @@
 """The Clair3 LightningDataModule: shuffled per-site reads of one tensor field and the labels.
 
-Works on ``data.h5`` (with a ``split`` field) and, for evaluation or calling, on a Clair3 ``.bin`` directly
-(:class:`BinSites`: ``position_matrix`` and ``label`` read lazily, one site per access). A batch's labels
+Works on one network's group of ``data.h5`` (``<field>/position_matrix``, ``<field>/label``,
+``<field>/split``) and, for evaluation or calling, on a Clair3 bin directly (:class:`BinSites`:
+``position_matrix`` and ``label`` read lazily, one site per access). A batch's labels
 are decoded and checked in one call (``__getitems__``, which the DataLoader uses for map-style datasets).
 """
 
@@ -21,11 +22,13 @@ from tf2lightning.families.clair3.labels import label_classes
 
 
 class Sites(Dataset):
-    """``{"x": int8 tensor, "y": int64 (4,) class per head}`` per site of an HDF5 (or ``.bin``) file."""
+    """``{"x": tensor as stored, "y": int64 (4,) class per head}`` per site of a network's group of
+    ``data.h5`` (``group``; ``""`` for a bin file's root)."""
 
-    def __init__(self, path: Path, field: str) -> None:
-        self.examples = H5Examples(path, (field, "label"))
-        self.field = field
+    def __init__(self, path: Path, group: str) -> None:
+        prefix = f"{group}/" if group else ""
+        self.field, self.label = f"{prefix}position_matrix", f"{prefix}label"
+        self.examples = H5Examples(path, (self.field, self.label))
         self.where = str(path)
 
     def __len__(self) -> int:
@@ -38,7 +41,7 @@ class Sites(Dataset):
         """The sites of one batch (the DataLoader fetches a batch with one call): the labels of all of
         them are decoded and checked at once."""
         rows = [self.examples[i] for i in indices]
-        labels = np.stack([row["label"] for row in rows])
+        labels = np.stack([row[self.label] for row in rows])
         try:
             classes = torch.from_numpy(label_classes(labels, self.where))
         except FormatError:
@@ -52,10 +55,10 @@ class Sites(Dataset):
 
 
 class BinSites(Sites):
-    """The sites of a Clair3 ``.bin`` (its tensor array is ``position_matrix``)."""
+    """The sites of a Clair3 bin (its arrays are at the file's root)."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, "position_matrix")
+        super().__init__(path, "")
 
 
 class Clair3DataModule(SplitDataModule):
@@ -69,4 +72,5 @@ class Clair3DataModule(SplitDataModule):
 
     def make_datasets(self) -> dict[str, Subset]:
         sites = Sites(self.h5, self.field)
-        return {name: Subset(sites, idx.tolist()) for name, idx in split_indices(self.h5).items()}
+        splits = split_indices(self.h5, f"{self.field}/split")
+        return {name: Subset(sites, idx.tolist()) for name, idx in splits.items()}

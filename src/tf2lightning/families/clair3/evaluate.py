@@ -24,28 +24,33 @@ def predict_heads(model: nn.Module, x: np.ndarray | torch.Tensor) -> list[np.nda
 
 
 def iter_split(h5: Path, field: str, split: str, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Batches of one split's rows (``field`` and ``label``), streamed from the file."""
-    keep = split_indices(h5)[split]
+    """Batches of one split's rows of a network's group (``x`` and ``label``), streamed from the file."""
+    keys = {"x": f"{field}/position_matrix", "label": f"{field}/label"}
+    keep = split_indices(h5, f"{field}/split")[split]
     start = 0
-    for batch in iter_batches(h5, batch_size, (field, "label", "split")):
-        rows = np.flatnonzero(np.isin(np.arange(start, start + len(batch["label"])), keep))
-        start += len(batch["label"])
+    for batch in iter_batches(h5, batch_size, tuple(keys.values())):
+        n = len(batch[keys["label"]])
+        rows = np.flatnonzero(np.isin(np.arange(start, start + n), keep))
+        start += n
         if rows.size:
-            yield {k: v[rows] for k, v in batch.items()}
+            yield {name: batch[key][rows] for name, key in keys.items()}
 
 
 def evaluate(run: Run, model: nn.Module, h5: Path) -> dict[str, float]:
-    """Metrics of ``model`` on the test split of ``h5``, for each of the four heads."""
+    """Metrics of ``model`` on the test split of ``h5``, for each of its heads (4, or 2 for upstream's
+    pileup models)."""
     field = tensor_field(run)
-    probs: list[list[np.ndarray]] = [[] for _ in HEADS]
+    probs: list[list[np.ndarray]] = []
     classes = []
     for batch in iter_split(h5, field, "test", 256):
-        for i, p in enumerate(predict_heads(model, batch[field])):
+        for i, p in enumerate(predict_heads(model, batch["x"])):
+            if i == len(probs):
+                probs.append([])
             probs[i].append(p)
         classes.append(label_classes(batch["label"], f"{h5}: test labels"))
     truth = torch.as_tensor(np.concatenate(classes))
     metrics = {"n_test": float(len(truth))}
-    for i, (name, size) in enumerate(zip(HEADS, HEAD_SIZES, strict=True)):
+    for i, (name, size) in enumerate(zip(HEADS, HEAD_SIZES[: len(probs)], strict=False)):
         p, y = torch.as_tensor(np.concatenate(probs[i])), truth[:, i]
         majority = float(torch.bincount(y, minlength=size).max()) / len(y)
         accuracy = float((p.argmax(1) == y).sum()) / len(y)  # exact counts, like the baseline

@@ -24,51 +24,79 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf2lightning.core.atomic import atomic_path
-from tf2lightning.families.clair3.bin_format import bin_path, check_bin, chunk_batches, read_bin, write_bin
+from tf2lightning.errors import FormatError
+from tf2lightning.families.clair3.bin_format import check_bin, chunk_batches, write_bin
+from tf2lightning.families.clair3.bins import KINDS, SPLITS, BinRows, split_rows
 from tf2lightning.families.clair3.checkpoint import checkpoint_prefix, network_sizes
 from tf2lightning.families.clair3.labels import HEAD_SIZES, HEADS
 from tf2lightning.families.clair3.platform import TENSOR_FIELD, network_of, platform_of
 from tf2lightning.families.clair3.synthetic import generate_sites
 from tf2lightning.run import Run
 
-SPLITS = ("train", "val", "test")
 SIDECAR = "dataset.json"
 NORMALIZE_NUM = 100.0  # Clair3 param.NORMALIZE_NUM: full-alignment tensors are divided by it
 HEAD_LAYERS = ("Y_gt21_logits", "Y_genotype_logits", "Y_indel_length_logits_1", "Y_indel_length_logits_2")
+# The synthetic dataset's chromosome per split (the default split config holds out chr20 and chr21).
+SYNTHETIC_CHROMOSOMES = {"train": "chr1", "val": "chr20", "test": "chr21"}
+# Upstream's dtypes: pileup counts exceed int8; full-alignment labels are int8, pileup labels int32.
+BIN_DTYPES = {"pileup": (np.int32, np.int32), "full_alignment": (np.int8, np.int8)}
 
 
 # --------------------------------------------------------------------------------------------- data
 def write_data(run: Run, out_dir: Path) -> None:
-    """``<split>.pileup.bin`` and ``<split>.full_alignment.bin`` for each split (the same sites in both),
-    plus ``dataset.json``; split ``i`` is drawn from ``numpy.random.default_rng((run.seed, i))``."""
+    """A synthetic bin folder in upstream's layout: ``pileup/`` and ``full_alignment/`` each holding
+    ``bin_synthetic_60_<chrom>`` files (one chromosome per split, see ``SYNTHETIC_CHROMOSOMES``; both
+    networks get the same sites here), plus ``dataset.json``. Split ``i`` is drawn from
+    ``numpy.random.default_rng((run.seed, i))``."""
     platform = platform_of(run)
     sizes = {split: int(run.dataset[f"n_{split}"]) for split in SPLITS}
     for index, split in enumerate(SPLITS):
-        sites = generate_sites(sizes[split], platform, np.random.default_rng((run.seed, index)))
-        for field in TENSOR_FIELD.values():
+        chrom = SYNTHETIC_CHROMOSOMES[split]
+        sites = generate_sites(sizes[split], platform, np.random.default_rng((run.seed, index)), chrom)
+        for kind in KINDS:
+            matrix_dtype, label_dtype = BIN_DTYPES[kind]
             arrays = {
-                "position_matrix": sites[field],
-                **{k: sites[k] for k in ("label", "position", "alt_info")},
+                "position_matrix": sites[kind].astype(matrix_dtype),
+                "label": sites["label"].astype(label_dtype),
+                **{k: sites[k] for k in ("position", "alt_info")},
             }
-            write_bin(bin_path(out_dir, split, field), arrays)
+            (Path(out_dir) / kind).mkdir(parents=True, exist_ok=True)
+            write_bin(Path(out_dir) / kind / f"bin_synthetic_60_{chrom}", arrays)
     sidecar = {
         "platform": platform.name,
         "depth": platform.depth,
         "flanking": platform.flanking,
         "pileup_shape": list(platform.pileup_shape),
         "full_alignment_shape": list(platform.full_alignment_shape),
-        "splits": sizes,
+        "splits": {
+            split: {"sites": sizes[split], "chromosome": SYNTHETIC_CHROMOSOMES[split]} for split in SPLITS
+        },
         "heads": {name: len(classes) for name, classes in HEADS.items()},
     }
     with atomic_path(Path(out_dir) / SIDECAR) as tmp:
         tmp.write_text(json.dumps(sidecar, indent=2) + "\n")
 
 
+def _split_parts(run: Run, data_dir: Path, split: str) -> list[BinRows]:
+    parts = split_rows(run, data_dir, TENSOR_FIELD[network_of(run)], split)
+    if not parts:
+        raise FormatError(
+            f"{Path(data_dir) / TENSOR_FIELD[network_of(run)]}: no {split} sites under the split"
+        )
+    return parts
+
+
 def load_split(run: Run, data_dir: Path, split: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The network's input tensors (int8) and one-hot targets per head (float32) of one split."""
-    field = TENSOR_FIELD[network_of(run)]
-    arrays = read_bin(bin_path(data_dir, split, field), platform_of(run).input_shape(network_of(run)))
-    return arrays["position_matrix"], head_targets(arrays["label"])
+    """The network's input tensors (as stored: pileup int32, full alignment int8) and one-hot targets per
+    head (float32) of one split."""
+    shape = platform_of(run).input_shape(network_of(run))
+    tensors, labels = [], []
+    for part in _split_parts(run, data_dir, split):
+        with h5py.File(part.path, "r") as h5:
+            check_bin(h5, str(part.path), shape)
+            tensors.append(h5["position_matrix"][part.rows])
+            labels.append(h5["label"][part.rows])
+    return np.concatenate(tensors), head_targets(np.concatenate(labels))
 
 
 def head_targets(labels: np.ndarray) -> list[np.ndarray]:
@@ -77,23 +105,40 @@ def head_targets(labels: np.ndarray) -> list[np.ndarray]:
 
 
 def bin_dataset(run: Run, data_dir: Path, split: str, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Batches ``(tensors int32, per-head targets)`` of one split, read from its ``.bin`` as Clair3's
+    """Batches ``(tensors int32, per-head targets)`` of one split, read from the bins as Clair3's
     ``Train.py`` does: shuffled chunks of consecutive rows (:func:`bin_format.chunk_batches`, fresh every
     pass) in a ``tf.data`` generator with prefetch."""
-    path = bin_path(data_dir, split, TENSOR_FIELD[network_of(run)])
+    parts = _split_parts(run, data_dir, split)
     shape = platform_of(run).input_shape(network_of(run))
-    with h5py.File(path, "r") as h5:
-        n = check_bin(h5, str(path), shape)
+    for part in parts:
+        with h5py.File(part.path, "r") as h5:
+            check_bin(h5, str(part.path), shape)
+    starts = np.cumsum([0] + [len(part.rows) for part in parts])
+    n = int(starts[-1])
     rng = np.random.default_rng(seed)
     if not chunk_batches(n, batch_size, rng):
-        raise ValueError(f"{path}: {n} sites give no full batch of {batch_size}")
+        raise ValueError(f"{data_dir}: {n} {split} sites give no full batch of {batch_size}")
+
+    def read(files: list[h5py.File], chunk: slice) -> tuple[np.ndarray, np.ndarray]:
+        tensors, labels = [], []
+        for i, part in enumerate(parts):
+            lo, hi = max(chunk.start, starts[i]), min(chunk.stop, starts[i + 1])
+            if lo < hi:
+                rows = part.rows[lo - starts[i] : hi - starts[i]]
+                tensors.append(files[i]["position_matrix"][rows])
+                labels.append(files[i]["label"][rows])
+        return np.concatenate(tensors), np.concatenate(labels)
 
     def batches() -> Iterator[tuple[np.ndarray, tuple[np.ndarray, ...]]]:
-        with h5py.File(path, "r") as h5:
-            matrix, label = h5["position_matrix"], h5["label"]
-            for parts in chunk_batches(n, batch_size, rng):
-                x = np.concatenate([matrix[s] for s in parts]).astype(np.int32)
-                yield x, tuple(head_targets(np.concatenate([label[s] for s in parts])))
+        files = [h5py.File(part.path, "r") for part in parts]
+        try:
+            for chunks in chunk_batches(n, batch_size, rng):
+                pieces = [read(files, chunk) for chunk in chunks]
+                x = np.concatenate([p[0] for p in pieces]).astype(np.int32)
+                yield x, tuple(head_targets(np.concatenate([p[1] for p in pieces])))
+        finally:
+            for handle in files:
+                handle.close()
 
     signature = (
         tf.TensorSpec((batch_size, *shape), tf.int32),
