@@ -231,15 +231,16 @@ def test_hdf5_layout(legacy_dir: tuple[Path, dict[str, Any]]) -> None:
 def test_bad_record_names_file_and_record(tmp_path: Path) -> None:
     good = {"sequence": b"A" * GEO.stored_length, "interval": b"chr1:0-1"}
     tensors = {
-        "atac": np.zeros((GEO.atac_length, 1), np.float32),  # float32 where upstream stores float16
+        "atac": np.zeros((GEO.atac_length, 1), np.float16),
         "peaks": np.zeros(GEO.n_tokens, np.int32),
         "peaks_center": np.zeros(GEO.n_tokens, np.int32),
         "motif_activity": np.zeros(GEO.n_motifs, np.float16),
     }
-    for split in ("train", "val", "test"):
-        record = encode_example(good | {k: [encode_tensor(v)] for k, v in tensors.items()})
+    for split in ("train", "valid", "test"):  # the first record fixes the dtypes: valid/ stores float32
+        atac = tensors["atac"].astype(np.float32 if split == "valid" else np.float16)
+        record = encode_example(good | {k: [encode_tensor(v)] for k, v in (tensors | {"atac": atac}).items()})
         write_records(tmp_path / split / "K562.tfr", [record], "ZLIB")
-    with pytest.raises(FormatError, match=r"train/K562.tfr: record 0: feature 'atac': expected a float16"):
+    with pytest.raises(FormatError, match=r"valid/K562.tfr: record 0: feature 'atac': expected a float16"):
         data.convert(RUN, tmp_path, tmp_path / "data.h5")
     assert not (tmp_path / "data.h5").exists()
 

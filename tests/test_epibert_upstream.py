@@ -231,3 +231,44 @@ def test_a_contradicting_or_missing_value_stops_the_config() -> None:
         ConfigError, match=r"datasets\.upstream\.n_motifs is 16, but the checkpoint .* has 693"
     ):
         complete_section(section, "families.epibert")
+
+
+# ---------------------------------------------------------------------------------------- records
+@pytest.mark.parametrize("folder", ["data", "data_rampage"])
+def test_upstream_records_convert_to_exactly_their_values(folder: str, tmp_path: Path) -> None:
+    import h5py
+
+    from tf2lightning.families.epibert import data
+    from tf2lightning.families.epibert.geometry import geometry
+
+    root = upstream_dir("epibert", folder)
+    info = json.loads((root / "data.json").read_text())
+    dataset = {
+        "cell_type": "K562",
+        "input_length": info["input_length"],
+        "output_res": info["output_res"],
+        "atac_bin": info["output_res_atac"],
+        "max_shift": info["shift_amt"],
+        "crop": 2,
+        "mask_size": 512,
+        "atac_mask_dropout": 0.15,
+        "n_motifs": info["n_motifs"],
+    }
+    run = Run(family="epibert", dataset_name="upstream", arch_name="", dataset=dataset, arch={}, train={})
+    assert geometry(run).stored_length == info["input_length"] + 2 * info["shift_amt"]
+    data.convert(run, root, tmp_path / "data.h5")
+    with np.load(root / "expected.npz") as expected, h5py.File(tmp_path / "data.h5", "r") as h5:
+        splits = [data.SPLITS[i] for i in h5["split"][()]]
+        for ours, theirs in (("train", "train"), ("val", "valid"), ("test", "test")):
+            rows = [i for i, s in enumerate(splits) if s == ours]
+            assert len(rows) == info["records"][theirs]
+            features = {k.split("_", 1)[1] for k in expected if k.startswith(f"{theirs}_")}
+            assert features <= set(h5) | {"sequence"}
+            for feature in sorted(features):
+                want, got = expected[f"{theirs}_{feature}"], h5[feature][rows]
+                if feature == "sequence":  # ASCII in the records, codes A,C,G,T,N -> 0..4 here
+                    want = data.CODE_OF_ASCII[want]
+                want = want.reshape(got.shape)  # 0/1 flags (peaks, tss_tokens) are kept as uint8
+                if feature in ("atac", "motif_activity", "rna", "interval", "cell_encoding"):
+                    assert got.dtype == want.dtype, feature  # stored dtypes kept: float16 / float32, int32
+                np.testing.assert_array_equal(got, want, err_msg=feature)

@@ -29,7 +29,7 @@ def write_config(path: Path, root: Path) -> None:
                 "input_length": 16384,
                 "output_res": 128,
                 "atac_bin": 4,
-                "max_shift": 8,
+                "max_shift": 4,
                 "crop": 2,
                 "mask_size": 512,
             }

@@ -1,12 +1,14 @@
 """EpiBERT data: the upstream TFRecords (one ZLIB file per split and cell type) -> one HDF5 file.
 
 HDF5 layout (one row per example, one chunk per row): ``sequence`` uint8 codes A,C,G,T,N -> 0..4
-(``stored_length``) and ``atac`` float16 (``atac_length``), both Bitshuffle-LZ4; ``peaks`` and
-``peaks_center`` uint8 (``n_tokens``); ``motif_activity`` float16 (``n_motifs``); ``interval`` string;
-``split`` uint8 (index into the ``splits`` attribute); and ``rna`` float16 (``n_tokens``, Bitshuffle-LZ4),
-the fine-tuning target, when the records have it (the first record decides; then every record must).
-Dtypes and shapes are taken from the serialized tensors and checked against the configured geometry
-(upstream stores float16 where its reader says float32).
+(``stored_length`` = input_length + 2 x max_shift, as upstream's writers) and ``atac`` (``atac_length``),
+both Bitshuffle-LZ4; ``peaks`` and ``peaks_center`` uint8 (``n_tokens``); ``motif_activity``
+(``n_motifs``); ``interval`` int32 (upstream's: an index into its interval map) or text; ``split`` uint8
+(index into the ``splits`` attribute); and, when the records have them (RAMPAGE fine-tuning records),
+``rna`` (``n_tokens``, the expression target), ``tss_tokens`` uint8 and ``cell_encoding`` int32. Float
+tensors keep their stored dtype (upstream's pretraining writer float16, its RAMPAGE writer float32); the
+first record of the dataset decides the layout, every record must follow it. The validation split is read
+from ``val/`` or upstream's ``valid/``.
 """
 
 from __future__ import annotations
@@ -42,11 +44,16 @@ def _bytes(example: dict[str, Any], key: str, where: str) -> bytes:
     return value[0]
 
 
-def _tensor(example: dict[str, Any], key: str, dtype: str, shape: tuple[int, ...], where: str) -> np.ndarray:
+def _tensor(
+    example: dict[str, Any], key: str, dtype: str | None, shape: tuple[int, ...] | None, where: str
+) -> np.ndarray:
+    """A serialized tensor feature, checked against ``dtype`` and ``shape`` (None: any)."""
     try:
         array = parse_tensor(_bytes(example, key, where))
     except FormatError as error:
         raise FormatError(f"{where}: feature {key!r}: not a serialized tensor ({error})") from None
+    if dtype is None or shape is None:
+        return array
     if array.dtype != np.dtype(dtype) or array.shape != shape:
         raise FormatError(
             f"{where}: feature {key!r}: expected a {dtype} tensor of shape {shape}, "
@@ -62,22 +69,65 @@ def _parse(record: bytes, where: str) -> dict[str, Any]:
         raise FormatError(f"{where}: not a tf.train.Example ({error})") from None
 
 
-def read_example(record: bytes, geo: Geometry, where: str, rna: bool = False) -> dict[str, Any]:
-    """One record -> the HDF5 row (with ``rna`` if asked); errors name the file and the record."""
+FLOATS = ("atac", "motif_activity", "rna")
+
+
+def record_layout(path: Path) -> dict[str, Any]:
+    """What the first record of ``path`` stores, for the whole dataset: the float tensors' dtype (float16
+    from upstream's pretraining writer, float32 from its RAMPAGE writer), whether ``interval`` is a
+    serialized int32 (upstream's: an index into its interval map) or text, and which of the fine-tuning
+    features ``rna``, ``tss_tokens``, ``cell_encoding`` it has."""
+    records = iter_records(path)
+    try:
+        first = next(records, None)
+    finally:
+        records.close()
+    if first is None:
+        raise FormatError(f"{path}: no records")
+    where = f"{path}: record 0"
+    example = _parse(first, where)
+    layout: dict[str, Any] = {
+        "float": {k: str(_tensor(example, k, None, None, where).dtype) for k in FLOATS if k in example},
+        "extras": tuple(k for k in ("rna", "tss_tokens", "cell_encoding") if k in example),
+    }
+    try:
+        interval = parse_tensor(_bytes(example, "interval", where))
+        layout["interval"] = "int32" if interval.dtype == np.int32 and interval.shape == () else "text"
+    except FormatError:
+        layout["interval"] = "text"
+    return layout
+
+
+def read_example(record: bytes, geo: Geometry, where: str, layout: dict[str, Any]) -> dict[str, Any]:
+    """One record -> the HDF5 row in the dataset's ``layout`` (:func:`record_layout`); errors name the
+    file and the record."""
     example = _parse(record, where)
     sequence = _bytes(example, "sequence", where)
     if len(sequence) != geo.stored_length:
-        raise FormatError(f"{where}: sequence has {len(sequence)} bp, expected {geo.stored_length}")
+        raise FormatError(
+            f"{where}: sequence has {len(sequence)} bp, expected {geo.stored_length} "
+            "(input_length + 2 x max_shift, as upstream's writers store it)"
+        )
+    floats, extras = layout["float"], layout["extras"]
     row = {
         "sequence": CODE_OF_ASCII[np.frombuffer(sequence, np.uint8)],
-        "atac": _tensor(example, "atac", "float16", (geo.atac_length, 1), where)[:, 0],
+        "atac": _tensor(example, "atac", floats["atac"], (geo.atac_length, 1), where)[:, 0],
         "peaks": _tensor(example, "peaks", "int32", (geo.n_tokens,), where).astype(np.uint8),
         "peaks_center": _tensor(example, "peaks_center", "int32", (geo.n_tokens,), where).astype(np.uint8),
-        "motif_activity": _tensor(example, "motif_activity", "float16", (geo.n_motifs,), where),
-        "interval": _bytes(example, "interval", where).decode("utf-8", errors="replace"),
+        "motif_activity": _tensor(
+            example, "motif_activity", floats["motif_activity"], (geo.n_motifs,), where
+        ),
     }
-    if rna:
-        row["rna"] = _tensor(example, "rna", "float16", (geo.n_tokens, 1), where)[:, 0]
+    if layout["interval"] == "int32":
+        row["interval"] = _tensor(example, "interval", "int32", (), where)
+    else:
+        row["interval"] = _bytes(example, "interval", where).decode("utf-8", errors="replace")
+    if "rna" in extras:
+        row["rna"] = _tensor(example, "rna", floats["rna"], (geo.n_tokens, 1), where)[:, 0]
+    if "tss_tokens" in extras:
+        row["tss_tokens"] = _tensor(example, "tss_tokens", "int32", (geo.n_tokens,), where).astype(np.uint8)
+    if "cell_encoding" in extras:
+        row["cell_encoding"] = _tensor(example, "cell_encoding", "int32", (), where)
     return row
 
 
@@ -95,6 +145,8 @@ def split_files(legacy_dir: Path, split: str, cell_type: str) -> list[Path]:
     """The TFRecords of one split and cell type: upstream's ``<split>/<cell type>.tfr`` and/or parts
     ``<split>/<cell type>-*.tfr``."""
     folder = Path(legacy_dir) / split
+    if split == "val" and not folder.is_dir() and (Path(legacy_dir) / "valid").is_dir():
+        folder = Path(legacy_dir) / "valid"  # upstream's folder name
     files = [*sorted(folder.glob(f"{cell_type}.tfr")), *sorted(folder.glob(f"{cell_type}-*.tfr"))]
     if not files:
         raise FormatError(f"{folder / f'{cell_type}.tfr'}: missing TFRecord file of split {split!r}")
@@ -122,24 +174,30 @@ def convert_shard(run: Run, legacy_dir: Path, shard: Shard, out_h5: Path) -> Non
 
 def _write(run: Run, legacy_dir: Path, parts: list[Shard], out_h5: Path) -> None:
     geo = geometry(run)
-    rna = has_rna(split_files(legacy_dir, SPLITS[0], cell_type(run))[0])  # the dataset's first file decides
+    layout = record_layout(split_files(legacy_dir, SPLITS[0], cell_type(run))[0])  # the first file decides
+    floats = {k: np.dtype(v) for k, v in layout["float"].items()}
     fields = {
         "sequence": Field(np.uint8, (geo.stored_length,), "bitshuffle-lz4"),
-        "atac": Field(np.float16, (geo.atac_length,), "bitshuffle-lz4"),
+        "atac": Field(floats["atac"], (geo.atac_length,), "bitshuffle-lz4"),
         "peaks": Field(np.uint8, (geo.n_tokens,), "bitshuffle-lz4"),
         "peaks_center": Field(np.uint8, (geo.n_tokens,), "bitshuffle-lz4"),
-        "motif_activity": Field(np.float16, (geo.n_motifs,)),
-        "interval": Field(str),
+        "motif_activity": Field(floats["motif_activity"], (geo.n_motifs,)),
+        "interval": Field(np.int32) if layout["interval"] == "int32" else Field(str),
         "split": Field(np.uint8),
     }
-    if rna:
-        fields["rna"] = Field(np.float16, (geo.n_tokens,), "bitshuffle-lz4")
+    if "rna" in layout["extras"]:
+        fields["rna"] = Field(floats["rna"], (geo.n_tokens,), "bitshuffle-lz4")
+    if "tss_tokens" in layout["extras"]:
+        fields["tss_tokens"] = Field(np.uint8, (geo.n_tokens,), "bitshuffle-lz4")
+    if "cell_encoding" in layout["extras"]:
+        fields["cell_encoding"] = Field(np.int32)
     attrs = {"splits": list(SPLITS), "cell_type": cell_type(run), "source": str(legacy_dir)}
     with H5Writer(out_h5, fields, attrs) as out:
         for shard in parts:
             for path in shard.paths:
                 rows = [
-                    read_example(r, geo, f"{path}: record {i}", rna) for i, r in enumerate(iter_records(path))
+                    read_example(r, geo, f"{path}: record {i}", layout)
+                    for i, r in enumerate(iter_records(path))
                 ]
                 if not rows:
                     raise FormatError(f"{path}: no records")

@@ -17,7 +17,7 @@ NOISE_STD = 1.0e-4
 
 
 class Draws(TypedDict):
-    shift: int  # sequence offset in [0, max_shift]
+    shift: int  # sequence offset in [0, max_shift), as upstream's parsers
     rev_comp: int  # 1: reverse-complement the sequence and flip ATAC, mask and target
     peak_u: float  # uniform in [0, 1): which peak (by rank) is masked
     block_u: np.ndarray  # float32 (n_blocks,): a block is masked where block_u < atac_mask_dropout
@@ -27,7 +27,7 @@ class Draws(TypedDict):
 def draw(rng: np.random.Generator, geo: Geometry) -> Draws:
     """One example's draws from ``rng``."""
     return Draws(
-        shift=int(rng.integers(0, geo.max_shift + 1)),
+        shift=int(rng.integers(0, geo.n_shifts)),
         rev_comp=int(rng.integers(0, 2)),
         peak_u=float(rng.random(dtype=np.float32)),
         block_u=rng.random(geo.n_blocks, dtype=np.float32),

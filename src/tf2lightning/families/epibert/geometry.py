@@ -20,7 +20,7 @@ class Geometry:
     """Lengths of inputs, tokens and targets, and the masking layout."""
 
     input_length: int  # bp fed to the model
-    max_shift: int  # extra bp stored per example for the random shift
+    max_shift: int  # the random shift is in [0, max_shift); upstream stores 2 x max_shift extra bp
     atac_bin: int  # bp per ATAC input bin
     n_tokens: int  # transformer tokens (= uncropped output bins)
     crop: int  # output bins cropped on each side
@@ -33,7 +33,13 @@ class Geometry:
 
     @property
     def stored_length(self) -> int:
-        return self.input_length + self.max_shift
+        """bp per stored example: upstream's writers store ``input_length + 2 * shift``."""
+        return self.input_length + 2 * self.max_shift
+
+    @property
+    def n_shifts(self) -> int:
+        """Offsets drawn: ``[0, max_shift)`` as upstream's parsers (one, 0, when ``max_shift`` is 0)."""
+        return max(self.max_shift, 1)
 
     @property
     def tiling(self) -> int:

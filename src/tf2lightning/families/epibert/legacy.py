@@ -48,6 +48,7 @@ from tf2lightning.tfside.saving import save_keras_h5
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+FOLDERS = {"train": "train", "val": "valid", "test": "test"}  # upstream's split folders
 BN_EPS = 1e-5
 LN_EPS = 1e-5
 
@@ -73,13 +74,14 @@ def serialize(example: Example) -> bytes:
 
 
 def write_data(run: Run, out_dir: Path) -> None:
-    """Write ``<split>/<cell type>.tfr`` (ZLIB) for every split; the cell type is the dataset name."""
+    """Write ``<folder>/<cell type>.tfr`` (ZLIB) for every split, in upstream's folders (``valid`` for
+    the validation split)."""
     geo = geometry(run)
     options = tf.io.TFRecordOptions(compression_type=tfdata.COMPRESSION)
     for index, split in enumerate(SPLITS):
         rng = np.random.default_rng((run.seed, index))
         examples = generate(rng, geo, cell_type(run), int(run.dataset[f"n_{split}"]), split)
-        path = tfdata.record_path(out_dir, split, cell_type(run))
+        path = tfdata.record_path(out_dir, FOLDERS[split], cell_type(run))
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp), options) as writer:
             for example in examples:

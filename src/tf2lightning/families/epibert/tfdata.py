@@ -131,7 +131,7 @@ def augment(
 def tf_draws(g: tf.random.Generator, geo: Geometry) -> dict[str, tf.Tensor]:
     """Draws with the distributions of :func:`draws.draw`, from a stateful TF generator."""
     return {
-        "shift": g.uniform([], 0, geo.max_shift + 1, dtype=tf.int32),
+        "shift": g.uniform([], 0, geo.n_shifts, dtype=tf.int32),
         "rev_comp": g.uniform([], 0, 2, dtype=tf.int32),
         "peak_u": g.uniform([]),
         "block_u": g.uniform([geo.n_blocks]),
