@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from tests.test_dga_data import RUN, write_legacy
 from tf2lightning.core.hdf5_store import Field, H5Examples, H5Writer, read_all, read_attrs
@@ -123,3 +124,33 @@ def test_epibert_shards_gather_to_the_one_job_conversion(tmp_path: Path) -> None
     assert found.keys() == expected.keys() and len(found["split"]) == 15 and "rna" in found
     for key in expected:
         np.testing.assert_array_equal(found[key], expected[key])
+
+
+def test_workflow_reconverts_only_the_changed_file(tmp_path: Path) -> None:
+    from tests.test_workflow import planned_jobs
+    from tests.workflow_runner import copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path / "workflow")
+    legacy = tmp_path / "legacy"
+    write_legacy(legacy, {"train": 30, "val": 6, "test": 5})
+    config = tmp_path / "mine.yaml"
+    domains = {"legacy_data": str(legacy), "max_len": 16}
+    config.write_text(yaml.safe_dump({"families": {"dga": {"datasets": {"domains": domains}}}}))
+    target = "results/dga/domains/data.h5"
+    run = snakemake(workdir, "-c1", target, "--configfile", config)
+    first = planned_jobs(run.stdout + run.stderr)
+    assert first == {"convert_shard": 3, "convert_data": 1}
+    shards = workdir / "results/dga/domains/shards"
+    before = {p.name: p.stat().st_mtime_ns for p in shards.iterdir()}
+    assert len(read_all(workdir / target)["label"]) == 41
+
+    replacement = write_legacy(tmp_path / "other", {"train": 1, "val": 9, "test": 1})
+    (legacy / "val.tfrecord").write_bytes((tmp_path / "other" / "val.tfrecord").read_bytes())  # in place
+    run = snakemake(workdir, "-c1", target, "--configfile", config)
+    again = planned_jobs(run.stdout + run.stderr)
+    assert again == {"convert_shard": 1, "convert_data": 1}
+    after = {p.name: p.stat().st_mtime_ns for p in shards.iterdir()}
+    assert [name for name in before if after[name] != before[name]] == ["val.tfrecord.h5"]
+    data = read_all(workdir / target)
+    val = data["split"] == 1
+    assert len(data["label"]) == 44 and list(data["domain"][val]) == replacement["val"][0]
