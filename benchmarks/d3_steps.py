@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="deepstarr", choices=sorted(KINDS))
     parser.add_argument("--arch", default="Tran", choices=("Tran", "Conv"))
-    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--dim", type=int, default=64, help="hidden_size, cond_dim and the Conv width")
     parser.add_argument("--blocks", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=30)
@@ -39,7 +39,14 @@ def main() -> None:
         args.dataset,
         args.arch,
         dataset={"n_train": 4 * args.batch, "n_valid": args.batch, "n_test": args.batch},
-        arch={"dim": args.dim, "n_blocks": args.blocks, "legacy_steps": 1},
+        arch={
+            "hidden_size": args.dim,
+            "cond_dim": args.dim,
+            "conv_width": args.dim,
+            "n_blocks": args.blocks,
+            "dropout": 0.0,
+            "legacy_steps": 1,
+        },
         train={"lr": 1e-3, "warmup": 10, "ema_decay": 0.99, "gradient_clip": 1.0, "batch_size": args.batch},
         threads=args.threads,
     )

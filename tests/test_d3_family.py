@@ -159,6 +159,15 @@ def test_plain_step_equals_lightning_step_after_resume(tmp_path: Path, arch: str
     ]
     for s, q in zip(shadow, followed, strict=True):
         torch.testing.assert_close(q, s, atol=1e-6, rtol=0)
+    # the Lightning checkpoint trained here converts to upstream's layout: strict model, EMA list, optimizer
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    checkpoint.convert_file("to-original", tmp_path / "last.ckpt", tmp_path / "back.pth")
+    back = torch.load(tmp_path / "back.pth", weights_only=True)
+    assert sorted(back) == ["ema", "model", "optimizer", "step"] and back["step"] == 3
+    build(run).load_state_dict(back["model"], strict=True)
+    for s, q in zip(back["ema"]["shadow_params"], followed, strict=True):
+        assert torch.equal(s, q)
+    assert len(back["optimizer"]["param_groups"][0]["params"]) == len(list(model.parameters())) + 1
 
 
 def upstream_batch(run: Run) -> tuple[np.ndarray, np.ndarray]:
