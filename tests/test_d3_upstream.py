@@ -198,3 +198,35 @@ def test_n_positions_are_counted_and_a_missing_test_split_is_allowed(tmp_path: P
     attrs = read_attrs(tmp_path / "data.h5")
     assert attrs["n_unknown"] == 2 and attrs["missing_splits"] == ["test"]
     assert len(split_indices(tmp_path / "data.h5").get("test", [])) == 0
+
+
+def test_lightning_resumes_an_upstream_checkpoint(tmp_path: Path) -> None:
+    """to-lightning of upstream's step-2 checkpoint, then ``Trainer.fit(ckpt_path=...)`` takes step 3."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from tf2lightning.families.d3.lit import make_module
+
+    run, _, ckpt = fixture("mpra", "Tran")
+    run = Run("d3", "mpra", "Tran", arch=run.arch, train={"warmup": 2, "batch_size": 2}, threads=1)
+    folder = runfolder.resolve(Path(run.arch["legacy_model"]))[0]
+    checkpoint.convert_file("to-lightning", folder, tmp_path / "c.ckpt")
+    with np.load(upstream_dir("d3", "data") / "expected.npz") as expected:
+        x, y = torch.from_numpy(expected["mpra_train_x"]), torch.from_numpy(expected["mpra_train_y"])
+    loader = DataLoader([{"seq": x[i], "activity": y[i]} for i in range(len(x))], batch_size=2)
+    module = make_module(run, build(run))
+    trainer = L.Trainer(
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=tmp_path / "c.ckpt")
+    assert trainer.global_step == 3
+    state = trainer.optimizers[0].state_dict()
+    assert len(state["param_groups"][0]["params"]) == len(ckpt["model"]) - 1 + 1  # inv_freq out, empty in
+    name = "vocab_embed.embedding"
+    moved = module.net.state_dict()[name] - ckpt["model"][name]
+    assert moved.abs().max() > 0  # one more AdamW step from upstream's state
