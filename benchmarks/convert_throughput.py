@@ -17,8 +17,9 @@ at least ``--gb`` GB on disk, into ``--scratch``. Then, per family, times on thi
 - ``tf.data`` in one process (a TensorFlow child, never this process): ``TFRecordDataset`` + EpiBERT's
   upstream parser, or Clair3's ``.bin`` reader (``legacy.bin_dataset``) over the training files.
 
-Records are drawn once and repeated across files (the converters do not care), so writing a GB takes
-minutes rather than hours. Rows are printed as a Markdown table and written to ``--out``.
+Records are drawn once and repeated across files, and the training files of a corpus are copies of its
+first (the converters do not care), so writing a GB takes seconds rather than an hour. Rows are printed
+as a Markdown table and written to ``--out``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,13 +83,19 @@ def epibert_records(n: int, seed: int = 0) -> list[bytes]:
     return out
 
 
-def write_epibert(root: Path, n_files: int, per_file: int, records: list[bytes]) -> None:
-    """``n_files`` ZLIB TFRecords of ``per_file`` records each, spread over the splits (train first)."""
+def write_epibert(
+    root: Path, n_files: int, per_file: int, records: list[bytes], replicate: bool = False
+) -> None:
+    """``n_files`` ZLIB TFRecords of ``per_file`` records each, spread over the splits (train first);
+    ``replicate``: training files after the first are copies of it (a GB is written in seconds)."""
     for i in range(n_files):
         split = SPLITS[0] if i < max(n_files - 2, 1) else SPLITS[1 + (i % 2)]
-        chosen = (records[(i * per_file + j) % len(records)] for j in range(per_file))
         path = root / split / f"K562-{i:04d}.tfr"
         path.parent.mkdir(parents=True, exist_ok=True)
+        if replicate and split == SPLITS[0] and i:
+            shutil.copyfile(root / split / "K562-0000.tfr", path)
+            continue
+        chosen = (records[(i * per_file + j) % len(records)] for j in range(per_file))
         write_records(path, chosen, "ZLIB")
 
 
@@ -99,10 +107,13 @@ def clair3_sites(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     return generate_sites(n, Platform("ont", 89), np.random.default_rng(seed))
 
 
-def write_clair3(root: Path, n_files: int, per_file: int, sites: dict[str, np.ndarray]) -> list[Path]:
+def write_clair3(
+    root: Path, n_files: int, per_file: int, sites: dict[str, np.ndarray], replicate: bool = False
+) -> list[Path]:
     """Upstream's layout: ``pileup/`` and ``full_alignment/`` folders of ``bin_<sample>_<coverage>_<chrom>``
     files, ``per_file`` sites each; the last two files are chr20 and chr21 (validation and test by
-    default), the others training chromosomes. Returns the full-alignment files."""
+    default), the others training chromosomes (``replicate``: copies of the first). Returns the
+    full-alignment files."""
     from tf2lightning.families.clair3.bin_format import write_bin
 
     n, out = len(sites["label"]), []
@@ -113,7 +124,10 @@ def write_clair3(root: Path, n_files: int, per_file: int, sites: dict[str, np.nd
         for kind in ("pileup", "full_alignment"):
             path = root / kind / f"bin_bench_60_{chrom}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_bin(path, {"position_matrix": sites[kind][rows], **shared})
+            if replicate and 0 < i < n_files - 2:
+                shutil.copyfile(root / kind / "bin_bench_60_chrT0000", path)
+            else:
+                write_bin(path, {"position_matrix": sites[kind][rows], **shared})
         out.append(root / "full_alignment" / f"bin_bench_60_{chrom}")
     return out
 
@@ -217,7 +231,7 @@ def bench_epibert(root: Path, work: Path, gb: float, workers: int, per_file: int
     write_epibert(root / "trial", 1, per_file, records)
     on_disk = _size(list((root / "trial").rglob("*.tfr"))) / per_file
     n_files = max(3, int(np.ceil(gb * 1e3 / (on_disk * per_file))))
-    write_epibert(root / "corpus", n_files, per_file, records)
+    write_epibert(root / "corpus", n_files, per_file, records, replicate=True)
     files = sorted((root / "corpus").rglob("*.tfr"))
     mb = _size(files)
     print(
@@ -307,7 +321,7 @@ def bench_clair3(root: Path, work: Path, gb: float, workers: int, per_file: int)
     pairs = max(3 * workers, int(np.ceil(gb * 1e3 / per_pair)))
     folders = [root / "corpus" / f"part{w}" for w in range(workers)]
     for w, folder in enumerate(folders):
-        write_clair3(folder, pairs // workers + (w < pairs % workers), per_file, sites)
+        write_clair3(folder, pairs // workers + (w < pairs % workers), per_file, sites, replicate=True)
     mb = _size(list((root / "corpus").rglob("bin_*")))
     print(f"clair3: {pairs} .bin pairs in {workers} folders, {mb:.0f} MB on disk", flush=True)
     start = time.perf_counter()
