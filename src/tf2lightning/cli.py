@@ -51,9 +51,12 @@ def _install_profile(args: argparse.Namespace) -> None:
 
 
 def _clair3(args: argparse.Namespace) -> None:
-    from tf2lightning.families.clair3.call import main as call
+    if args.tool == "export-v2":
+        from tf2lightning.families.clair3.v2 import main as tool
+    else:
+        from tf2lightning.families.clair3.call import main as tool
 
-    status = call(args.args)
+    status = tool(args.args)
     if status:
         raise SystemExit(status)
 
@@ -85,8 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--name", help="the profile's name (default: the directory's name)")
     install.set_defaults(handler=_install_profile)
 
-    clair3 = commands.add_parser("clair3", help="Clair3 tools ('clair3 call --help')")
-    clair3.add_argument("tool", choices=["call"], help="call: CallVariants-style streaming batch inference")
+    clair3 = commands.add_parser(
+        "clair3", help="Clair3 tools ('clair3 call --help', 'clair3 export-v2 --help')"
+    )
+    clair3.add_argument(
+        "tool",
+        choices=["call", "export-v2"],
+        help="call: CallVariants-style streaming batch inference; export-v2: weights for Clair3 v2 (PyTorch)",
+    )
     clair3.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own arguments")
     clair3.set_defaults(handler=_clair3)
     return parser
