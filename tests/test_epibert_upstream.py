@@ -272,3 +272,24 @@ def test_upstream_records_convert_to_exactly_their_values(folder: str, tmp_path:
                 if feature in ("atac", "motif_activity", "rna", "interval", "cell_encoding"):
                     assert got.dtype == want.dtype, feature  # stored dtypes kept: float16 / float32, int32
                 np.testing.assert_array_equal(got, want, err_msg=feature)
+
+
+def test_dataset_placeholder_and_a_chosen_checkpoint_in_legacy_model() -> None:
+    from tf2lightning.families.epibert.configure import complete_section
+
+    root = upstream_dir("epibert")
+    section: dict[str, Any] = {
+        "datasets": {"pretrain": {"cell_type": "K562"}},
+        "archs": {
+            "each": {"legacy_model": str(root / "{dataset}" / "ckpt"), "num_heads": 4, "seed": 21},
+            "chosen": {
+                "legacy_model": str(root / "finetune" / "ckpt" / "ckpt-1"),
+                "num_heads": 8,
+                "seed": 19,
+            },
+        },
+        "runs": [["pretrain", "each"], ["pretrain", "chosen"]],
+    }
+    complete_section(section, "families.epibert")
+    assert section["archs"]["each"]["mode"] == "pretrain" and section["archs"]["chosen"]["mode"] == "finetune"
+    assert section["datasets"]["pretrain"]["n_motifs"] == 693

@@ -42,7 +42,8 @@ def write_config(path: Path, root: Path) -> None:
         # activations reach ~30 before the transformer: fp32 layers agree to ~4e-7 relative
         "parity": {"n_probe": 2, "atol": 1.0e-5, "rtol": 1.0e-6},
     }
-    path.write_text(yaml.safe_dump({"families": {"epibert": section}}))
+    targets = [f"epibert/upstream_{name}" for name in ARCHS]
+    path.write_text(yaml.safe_dump({"targets": targets, "families": {"epibert": section}}))
 
 
 @pytest.mark.workflow

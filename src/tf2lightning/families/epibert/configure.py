@@ -32,25 +32,32 @@ def _fill(target: MutableMapping[str, Any], key: str, value: Any, where: str, pa
 
 def complete_section(section: MutableMapping[str, Any], where: str) -> None:
     """Fill (or check) the sizes of every arch with a ``legacy_model`` from its checkpoint, and
-    ``n_motifs`` of the datasets it runs with; ``where`` is the section's key path for messages."""
+    ``n_motifs`` of the datasets it runs with; ``where`` is the section's key path for messages. A
+    ``{dataset}`` in ``legacy_model`` stands for each dataset the arch runs with (one checkpoint each)."""
+    runs = _runs(section)
     for arch_name, arch in (section.get("archs") or {}).items():
-        path = (arch or {}).get("legacy_model")
-        if not path:
+        given = (arch or {}).get("legacy_model")
+        if not given:
             continue
         key = f"{where}.archs.{arch_name}"
-        try:
-            sizes = checkpoint_sizes(upstream_shapes(path))
-        except (FormatError, OSError) as error:
-            raise ConfigError(f"{key}.legacy_model: {error}") from None
         missing = [k for k in NOT_INFERABLE if k not in arch]
         if missing:
             raise ConfigError(
-                f"{key}: give {' and '.join(missing)}: the checkpoint {path} cannot say them (upstream's "
+                f"{key}: give {' and '.join(missing)}: the checkpoint {given} cannot say them (upstream's "
                 "training scripts pass num_heads 4 for pretraining, 8 for fine-tuning; seed=val_data_seed)"
             )
-        n_motifs = sizes.pop("n_motifs")
-        for name, value in sizes.items():
-            _fill(arch, name, value, key, path)
-        for dataset, paired in _runs(section):
-            if paired == arch_name and dataset in section.get("datasets", {}):
-                _fill(section["datasets"][dataset], "n_motifs", n_motifs, f"{where}.datasets.{dataset}", path)
+        datasets = [d for d, a in runs if a == arch_name and d in (section.get("datasets") or {})]
+        for dataset in datasets if "{dataset}" in str(given) else datasets[:1] or [None]:
+            path = str(given).replace("{dataset}", dataset or "")
+            try:
+                sizes = checkpoint_sizes(upstream_shapes(path))
+            except (FormatError, OSError) as error:
+                raise ConfigError(f"{key}.legacy_model: {error}") from None
+            n_motifs = sizes.pop("n_motifs")
+            for name, value in sizes.items():
+                _fill(arch, name, value, key, path)
+            for paired in datasets if "{dataset}" not in str(given) else [dataset]:
+                if paired is not None:
+                    _fill(
+                        section["datasets"][paired], "n_motifs", n_motifs, f"{where}.datasets.{paired}", path
+                    )
