@@ -231,3 +231,25 @@ def test_call_on_an_upstream_bin_prints_clean_positions(tmp_path: Path) -> None:
     assert [row[0] for row in lines[1:]] == [p.decode() for p in want.reshape(-1)]
     assert lines[0] == ["position", "gt21", "p_gt21", "genotype", "p_genotype"]  # a 2-head model
     assert lines[1][0].startswith("chr2:") and len(lines[1]) == 5
+
+
+def test_a_two_head_model_trains_and_evaluates_on_upstream_bins(tmp_path: Path) -> None:
+    import lightning as L
+
+    from tf2lightning.families.clair3.evaluate import evaluate
+    from tf2lightning.families.clair3.lit import make_module
+
+    folder, bins = upstream_dir("clair3", "released_ont"), upstream_dir("clair3", "bins", "ont")
+    run = fixture_run(folder, "P", 89)
+    split = {"by": "fraction", "val_fraction": 0.25, "test_fraction": 0.25, "seed": 0}  # of 64 sites
+    dataset = {"depth": 89, "split": split}
+    run = Run(**{**run.__dict__, "dataset": dataset, "train": {"batch_size": 8}})
+    data.convert(run, bins, tmp_path / "data.h5")
+    convert_weights(run, folder, "ckpt", tmp_path / "w.safetensors")
+    module = make_module(run, load_port(run, tmp_path / "w.safetensors").train())
+    trainer = L.Trainer(fast_dev_run=2, accelerator="cpu", logger=False, enable_progress_bar=False)
+    trainer.fit(module, datamodule=data.make_datamodule(run, tmp_path / "data.h5"))
+    assert {"val_gt21_f1", "val_genotype_f1"} <= set(trainer.callback_metrics)
+    metrics = evaluate(run, module.model, tmp_path / "data.h5")
+    assert metrics["n_test"] == 16 and "gt21_accuracy" in metrics and "genotype_accuracy" in metrics
+    assert not any(key.startswith("indel_length") for key in metrics)

@@ -49,10 +49,11 @@ class Clair3Module(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
         self.model = model
+        heads = len(model.heads.y)  # 4, or 2 for upstream's pileup models
         self.val_f1 = nn.ModuleDict(
             {
                 name: MulticlassF1Score(size, average="macro")
-                for name, size in zip(HEADS, HEAD_SIZES, strict=True)
+                for name, size in zip(list(HEADS)[:heads], HEAD_SIZES[:heads], strict=True)
             }
         )
 
