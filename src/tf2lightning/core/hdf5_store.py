@@ -37,7 +37,7 @@ __all__ = [
 
 FORMAT_VERSION = 1
 
-CODECS: tuple[str | None, ...] = ("bitshuffle-lz4", "blosc-lz4hc", "lz4", "zstd", "gzip", None)
+CODECS: tuple[str | None, ...] = ("bitshuffle-lz4", "blosc-lz4hc", "blosc-lz4", "lz4", "zstd", "gzip", None)
 
 
 def codec_options(codec: str | None) -> dict[str, Any]:
@@ -48,6 +48,8 @@ def codec_options(codec: str | None) -> dict[str, Any]:
         return dict(hdf5plugin.Bitshuffle(cname="lz4"))
     if codec == "blosc-lz4hc":
         return dict(hdf5plugin.Blosc(cname="lz4hc", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
+    if codec == "blosc-lz4":  # Clair3-like int8 tensors: writes 6x faster than lz4hc, files 1.5x larger
+        return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
     if codec == "lz4":
         return dict(hdf5plugin.LZ4())
     if codec == "zstd" or codec.startswith("zstd-"):
