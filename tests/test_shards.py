@@ -154,3 +154,35 @@ def test_workflow_reconverts_only_the_changed_file(tmp_path: Path) -> None:
     data = read_all(workdir / target)
     val = data["split"] == 1
     assert len(data["label"]) == 44 and list(data["domain"][val]) == replacement["val"][0]
+
+
+def test_random_rows_of_a_gathered_file_come_from_the_shards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pickle
+
+    from tf2lightning.core import hdf5_store
+
+    rng = np.random.default_rng(0)
+    fields = {"x": Field(np.float32, (3,)), "name": Field(str), "code": Field("S5")}
+    files, rows = [], []
+    for i in range(7):
+        part = {
+            "x": rng.standard_normal((i + 1, 3)).astype(np.float32),
+            "name": [f"r{i}_{j}" for j in range(i + 1)],
+            "code": np.array([b"c" * (1 + j % 5) for j in range(i + 1)], dtype="S5"),
+        }
+        with H5Writer(tmp_path / f"s{i}.h5", fields) as out:
+            out.append(part)
+        files.append(tmp_path / f"s{i}.h5")
+        rows += [{k: part[k][j] for k in part} for j in range(i + 1)]
+    gather(files, tmp_path / "data.h5")
+    monkeypatch.setattr(hdf5_store, "MAX_OPEN_SHARDS", 2)  # evictions on the way
+    examples = H5Examples(tmp_path / "data.h5")
+    for dataset in (examples, pickle.loads(pickle.dumps(examples))):
+        for index in rng.permutation(len(rows)):
+            row = dataset[int(index)]
+            np.testing.assert_array_equal(row["x"], rows[index]["x"])
+            assert row["name"] == rows[index]["name"] and row["code"] == rows[index]["code"]
+        assert len(dataset._open_shards) == 2
+        dataset.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,20 +249,42 @@ def _reader(dset: h5py.Dataset) -> Any:
     return dset
 
 
+MAX_OPEN_SHARDS = 256
+"""Shard files a reader keeps open at once (per process; the least recently used is closed)."""
+
+
+def _shard_map(h5: h5py.File, path: str, keys: Sequence[str]) -> tuple[list[Path], np.ndarray] | None:
+    """For a file gathered from shards (``core.shards.gather``): the shard paths and the first row of
+    each (plus the total), else None."""
+    names, rows = h5.attrs.get("shards"), h5.attrs.get("shard_rows")
+    if names is None or rows is None or not all(h5[key].is_virtual for key in keys):
+        return None
+    folder = Path(path).resolve().parent
+    return [folder / name for name in json.loads(names)], np.cumsum([0, *json.loads(rows)])
+
+
 class H5Examples:
     """Map-style dataset over an HDF5 file: ``ds[i]`` is ``{key: row i}``.
 
     Metadata is read (and the file closed) in ``__init__``; the data handle is opened on first access and
     reopened whenever the process id changes, so it is safe to create before DataLoader workers fork.
-    Numeric rows come back as numpy arrays, variable-length strings as ``str``/``bytes``.
+    Numeric rows come back as numpy arrays, variable-length strings as ``str``/``bytes``. A file gathered
+    from shards is read from the shard files themselves (at most ``MAX_OPEN_SHARDS`` open): a row of a
+    virtual dataset costs a search through all its mappings, 10x slower than this at 200 shards.
     """
 
     def __init__(self, path: str | os.PathLike[str], keys: Sequence[str] | None = None) -> None:
         self.path = os.fspath(path)
         with h5py.File(self.path, "r") as h5:
             self.keys, self._len = _validate(h5, self.path, keys)
+            self._shards = _shard_map(h5, self.path, self.keys)
+        if self._shards is not None and self._shards[1][-1] != self._len:
+            raise FormatError(
+                f"{self.path}: shard_rows add up to {self._shards[1][-1]}, not {self._len} rows"
+            )
         self._h5: h5py.File | None = None
         self._readers: dict[str, Any] = {}
+        self._open_shards: OrderedDict[int, tuple[h5py.File, dict[str, Any]]] = OrderedDict()
         self._pid: int | None = None
 
     def __len__(self) -> int:
@@ -272,27 +295,48 @@ class H5Examples:
             self._h5 = h5py.File(self.path, "r")
             self._pid = os.getpid()
             self._readers = {key: _reader(self._h5[key]) for key in self.keys}
+            self._open_shards = OrderedDict()
         return self._readers
+
+    def _shard(self, index: int) -> tuple[dict[str, Any], int]:
+        """The readers of the shard holding row ``index``, and the row's index in it."""
+        self._open()
+        paths, starts = self._shards  # type: ignore[misc]
+        shard = int(np.searchsorted(starts, index, side="right")) - 1
+        entry = self._open_shards.get(shard)
+        if entry is None:
+            if len(self._open_shards) >= MAX_OPEN_SHARDS:
+                self._open_shards.popitem(last=False)[1][0].close()
+            handle = h5py.File(paths[shard], "r")
+            entry = handle, {key: _reader(handle[key]) for key in self.keys}
+            self._open_shards[shard] = entry
+        else:
+            self._open_shards.move_to_end(shard)
+        return entry[1], index - int(starts[shard])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -self._len <= index < self._len:
             raise IndexError(f"{self.path}: index {index} out of range for {self._len} examples")
         index = int(index) % self._len
+        readers, row_index = self._shard(index) if self._shards is not None else (self._open(), index)
         out = {}
-        for key, dset in self._open().items():
-            row = dset[index]
+        for key, dset in readers.items():
+            row = dset[row_index]
             out[key] = row if isinstance(row, str | bytes | np.ndarray) else np.asarray(row)
         return out
 
     def close(self) -> None:
-        """Close this process's handle (it reopens on the next access)."""
-        if self._h5 is not None and self._pid == os.getpid():
-            self._h5.close()
-        self._h5, self._readers, self._pid = None, {}, None
+        """Close this process's handles (they reopen on the next access)."""
+        if self._pid == os.getpid():
+            for handle, _ in self._open_shards.values():
+                handle.close()
+            if self._h5 is not None:
+                self._h5.close()
+        self._h5, self._readers, self._pid, self._open_shards = None, {}, None, OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_h5=None, _readers={}, _pid=None)
+        state.update(_h5=None, _readers={}, _pid=None, _open_shards=OrderedDict())
         return state
 
 
