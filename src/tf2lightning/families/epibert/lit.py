@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -22,20 +23,31 @@ from torch import Tensor
 from torchmetrics.regression import PearsonCorrCoef
 
 from tf2lightning.errors import ConfigError
+from tf2lightning.families.epibert import recipe as recipes
 from tf2lightning.families.epibert.augment import one_hot
 from tf2lightning.families.epibert.loss import finetune_loss, masked_loss
 from tf2lightning.families.epibert.model import EpiBERT
 from tf2lightning.families.epibert.modes import HEAD_PREFIX, is_finetune
+from tf2lightning.families.epibert.recipe import Recipe
 from tf2lightning.run import Run
 
 log = logging.getLogger(__name__)
 
 
 class MaskedATACPretraining(L.LightningModule):
-    def __init__(self, model: EpiBERT, lr: float, weight_decay: float, total_weight: float) -> None:
+    def __init__(
+        self,
+        model: EpiBERT,
+        lr: float,
+        weight_decay: float,
+        total_weight: float,
+        loss_type: str = "poisson_multinomial",
+        recipe: Recipe | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.lr, self.weight_decay, self.total_weight = lr, weight_decay, total_weight
+        self.loss_type, self.recipe = loss_type, recipe or Recipe(weight_decay=weight_decay)
         self.val_pearson = PearsonCorrCoef()
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
@@ -43,7 +55,7 @@ class MaskedATACPretraining(L.LightningModule):
 
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         pred = self(batch).float()
-        return masked_loss(batch["target"], pred, batch["mask"], self.total_weight), pred
+        return masked_loss(batch["target"], pred, batch["mask"], self.total_weight, self.loss_type), pred
 
     def batch_loss(self, batch: dict[str, Tensor]) -> Tensor:
         """The training loss of ``batch`` (nothing logged)."""
@@ -64,8 +76,8 @@ class MaskedATACPretraining(L.LightningModule):
         self._log("val_loss", loss, batch)
         self._log("val_pearson", self.val_pearson, batch)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+    def configure_optimizers(self) -> Any:
+        return recipes.configure(self.recipe, [{"params": list(self.parameters())}], self.lr)
 
 
 class ExpressionFinetuning(MaskedATACPretraining):
@@ -80,23 +92,31 @@ class ExpressionFinetuning(MaskedATACPretraining):
         total_weight: float,
         atac_scale: float,
         head_lr: float | None = None,
+        loss_type: str = "poisson_multinomial",
+        recipe: Recipe | None = None,
     ) -> None:
-        super().__init__(model, lr, weight_decay, total_weight)
+        super().__init__(model, lr, weight_decay, total_weight, loss_type, recipe)
         self.atac_scale, self.head_lr = atac_scale, head_lr or lr
         self.val_pearson_atac = PearsonCorrCoef()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         named = list(self.model.named_parameters())
         groups = [
             {"params": [p for n, p in named if not n.startswith(HEAD_PREFIX)], "lr": self.lr},
             {"params": [p for n, p in named if n.startswith(HEAD_PREFIX)], "lr": self.head_lr},
         ]
-        return torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
+        return recipes.configure(self.recipe, groups, self.lr)
 
     def _losses(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         tracks = self(batch).float()
         loss, rna_loss, atac_loss = finetune_loss(
-            tracks, batch["target"], batch["mask"], batch["rna"], self.total_weight, self.atac_scale
+            tracks,
+            batch["target"],
+            batch["mask"],
+            batch["rna"],
+            self.total_weight,
+            self.atac_scale,
+            self.loss_type,
         )
         return loss, rna_loss, atac_loss, tracks
 
@@ -147,6 +167,8 @@ def make_module(run: Run, model: EpiBERT, pretrained: Path | None = None) -> Mas
         "lr": float(cfg.get("lr", 1e-3)),
         "weight_decay": float(cfg.get("weight_decay", 1e-5)),
         "total_weight": float(cfg.get("total_weight", 0.15)),
+        "loss_type": str(cfg.get("loss_type", "poisson_multinomial")),
+        "recipe": Recipe.from_train(dict(cfg)),
     }
     if not is_finetune(run.arch):
         return MaskedATACPretraining(model, **hyper)

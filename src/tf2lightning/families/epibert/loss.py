@@ -30,10 +30,26 @@ def poisson_multinomial(
     return ((multinomial + total_weight * poisson) * 2.0 / (1.0 + total_weight)).mean()
 
 
-def masked_loss(target: Tensor, pred: Tensor, mask: Tensor, total_weight: float = 0.15) -> Tensor:
-    """:func:`poisson_multinomial` over the bins where ``mask`` is set, pooled over the batch."""
+def poisson(target: Tensor, pred: Tensor, total_weight: float = 0.15) -> Tensor:
+    """``keras.losses.Poisson``, averaged: ``pred - target * log(pred + 1e-7)`` (upstream's
+    ``loss_type="poisson"``, what its published scripts pass); ``total_weight`` is not used."""
+    pred = pred.float()
+    return (pred - target.float() * torch.log(pred + KERAS_EPSILON)).mean()
+
+
+LOSSES = {"poisson_multinomial": poisson_multinomial, "poisson": poisson}
+
+
+def masked_loss(
+    target: Tensor,
+    pred: Tensor,
+    mask: Tensor,
+    total_weight: float = 0.15,
+    loss_type: str = "poisson_multinomial",
+) -> Tensor:
+    """The ``loss_type`` loss over the bins where ``mask`` is set, pooled over the batch."""
     where = mask > 0
-    return poisson_multinomial(target[where], pred[where], total_weight)
+    return LOSSES[loss_type](target[where], pred[where], total_weight)
 
 
 def finetune_loss(
@@ -43,8 +59,9 @@ def finetune_loss(
     rna: Tensor,
     total_weight: float = 0.15,
     atac_scale: float = 0.1,
+    loss_type: str = "poisson_multinomial",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(loss, expression loss, masked-ATAC loss)`` of the fine-tuning model's ``tracks`` (N, bins, 2)."""
-    rna_loss = poisson_multinomial(rna, tracks[..., 1], total_weight)
-    atac_loss = masked_loss(target, tracks[..., 0], mask, total_weight)
+    rna_loss = LOSSES[loss_type](rna, tracks[..., 1], total_weight)
+    atac_loss = masked_loss(target, tracks[..., 0], mask, total_weight, loss_type)
     return rna_loss + atac_scale * atac_loss, rna_loss, atac_loss
