@@ -85,18 +85,10 @@ class ExpressionFinetuning(MaskedATACPretraining):
     head learns at ``head_lr`` (the source's second optimizer for the output heads), the rest at ``lr``."""
 
     def __init__(
-        self,
-        model: EpiBERT,
-        lr: float,
-        weight_decay: float,
-        total_weight: float,
-        atac_scale: float,
-        head_lr: float | None = None,
-        loss_type: str = "poisson_multinomial",
-        recipe: Recipe | None = None,
+        self, model: EpiBERT, atac_scale: float, head_lr: float | None = None, **common: Any
     ) -> None:
-        super().__init__(model, lr, weight_decay, total_weight, loss_type, recipe)
-        self.atac_scale, self.head_lr = atac_scale, head_lr or lr
+        super().__init__(model, **common)
+        self.atac_scale, self.head_lr = atac_scale, head_lr or self.lr
         self.val_pearson_atac = PearsonCorrCoef()
 
     def configure_optimizers(self) -> Any:
