@@ -8,40 +8,17 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import yaml
-
 from tests.upstream_fixtures import upstream_dir
-from tests.workflow_runner import copy_workflow, snakemake
+from tests.workflow_runner import REPO, copy_workflow, snakemake
 
 HEAD_NAMES = ["gt21", "genotype", "indel_length_1", "indel_length_2"]
 
 
 def write_config(path: Path) -> Path:
-    """A config naming the fixtures by absolute path (archs named apart from the demo's P and F)."""
+    """``tests/configs/clair3_upstream.yaml`` with the fixtures named by absolute path."""
     root = upstream_dir("clair3")
-    upont = {
-        "platform": "ont",
-        "depth": 89,
-        "legacy_data": str(root / "bins" / "ont"),  # upstream's bins: probes are the chr2 (test) sites
-        "split": {"by": "chromosome", "val": [], "test": ["chr2"]},
-    }
-    config = {
-        "families": {
-            "clair3": {
-                "datasets": {"upont": upont},
-                "archs": {
-                    "relP": {"network": "P", "legacy_model": str(root / "released_ont")},
-                    "trainF": {
-                        "network": "F",
-                        "legacy_model": str(root / "trainpy_savedmodel" / "full_alignment.01"),
-                    },
-                },
-                # Layers: the SELU head values reach ~50, where float32 rounding alone is ~4e-6 a step.
-                "parity": {"atol": 1e-5, "rtol": 1e-6, "n_probe": 8},
-            }
-        }
-    }
-    path.write_text(yaml.safe_dump(config))
+    text = (REPO / "tests" / "configs" / "clair3_upstream.yaml").read_text()
+    path.write_text(text.replace("../shared/upstream/clair3", str(root)))
     return path
 
 
