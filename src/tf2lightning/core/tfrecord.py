@@ -509,6 +509,11 @@ def parse_tensor(buf: bytes) -> np.ndarray:
     return values.reshape(shape)
 
 
+_CONTENT_DTYPES: dict[int, np.dtype] = {
+    enum: np.dtype(np_dtype) for enum, (name, np_dtype, _) in _DTYPES.items() if name != "DT_STRING"
+}
+
+
 def _parse_tensor_content(buf: bytes) -> np.ndarray | None:
     """The common case on the compiled runtime: a numeric ``tensor_content`` of the shape's size; None
     for anything else (the pure decoder then decides, and words any error)."""
@@ -519,15 +524,20 @@ def _parse_tensor_content(buf: bytes) -> np.ndarray | None:
         message = parse(buf)
     except (fast_proto.DecodeError, ValueError, TypeError):
         return None
-    spec = _DTYPES.get(message.dtype)
+    dtype = _CONTENT_DTYPES.get(message.dtype)
     content = message.tensor_content
-    if spec is None or spec[0] == "DT_STRING" or not content or message.tensor_shape.unknown_rank:
+    if dtype is None or not content or message.tensor_shape.unknown_rank:
         return None
-    shape = tuple(dim.size for dim in message.tensor_shape.dim)
-    dtype = np.dtype(spec[1])
-    if any(size < 0 for size in shape) or len(content) != math.prod(shape) * dtype.itemsize:
+    shape = [dim.size for dim in message.tensor_shape.dim]
+    count = 1
+    for size in shape:
+        if size < 0:
+            return None
+        count *= size
+    if len(content) != count * dtype.itemsize:
         return None
-    return np.frombuffer(content, dtype=dtype).astype(_native(spec[1])).reshape(shape)
+    array = np.frombuffer(content, dtype=dtype).reshape(shape)  # read-only view of the message: copy
+    return array.copy() if dtype.isnative else array.astype(dtype.newbyteorder("="))
 
 
 def encode_tensor(array: np.ndarray | Sequence[object] | object) -> bytes:
