@@ -124,6 +124,13 @@ def test_contradicting_config_names_both_values() -> None:
         network_sizes(fixture_run(folder, "F", 55, l4_units=256))
     with pytest.raises(ConfigError, match=r"archs\.P\.heads is 4, but .* has heads = 2"):
         network_sizes(fixture_run(folder, "P", 55, heads=4))
+    wide = Run(
+        "clair3", "h", "P", {"depth": 55, "flanking": 20}, {"network": "P", "legacy_model": str(folder)}
+    )
+    with pytest.raises(
+        ConfigError, match=r"datasets\.h\.flanking is 20, but .*pileup was made with flanking = 16"
+    ):
+        network_sizes(wide)
 
 
 TF_CHILD = """

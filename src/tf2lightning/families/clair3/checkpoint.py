@@ -23,7 +23,7 @@ import numpy as np
 
 from tf2lightning.core.tf_checkpoint import read_layer_variables, resolve_checkpoint_prefix
 from tf2lightning.errors import ConfigError, FormatError
-from tf2lightning.families.clair3.platform import TENSOR_FIELD, network_of
+from tf2lightning.families.clair3.platform import TENSOR_FIELD, network_of, platform_of
 from tf2lightning.run import Run
 
 # The sizes a Clair3 network is built from, and their defaults (upstream's published widths) when no
@@ -97,7 +97,9 @@ def network_sizes(run: Run, legacy: str | Path | None = None) -> dict[str, Any]:
     legacy = legacy or run.arch.get("legacy_model")
     if not legacy:
         return {**DEFAULTS[network], **configured}
-    sizes = checkpoint_sizes(read_checkpoint(legacy, network), network)
+    variables = read_checkpoint(legacy, network)
+    sizes = checkpoint_sizes(variables, network)
+    _check_geometry(run, variables, network, checkpoint_prefix(legacy, network))
     for key, value in configured.items():
         if list(np.atleast_1d(value)) != list(np.atleast_1d(sizes[key])):
             raise ConfigError(
@@ -106,3 +108,26 @@ def network_sizes(run: Run, legacy: str | Path | None = None) -> dict[str, Any]:
                 "key (sizes are read from the checkpoint) or point legacy_model at the right model"
             )
     return sizes
+
+
+def _check_geometry(run: Run, variables: dict[str, np.ndarray], network: str, prefix: Path) -> None:
+    """The dataset's tensor geometry (channels; pileup positions) must be the checkpoint's."""
+    platform = platform_of(run)
+    where = f"config key families.{run.family}.datasets.{run.dataset_name}"
+    if network == "P":
+        lstm2 = variables["LSTM2/forward_layer/cell/recurrent_kernel"].shape[0]
+        found = {
+            "pileup_channels": (
+                platform.pileup_channels,
+                variables["LSTM1/forward_layer/cell/kernel"].shape[0],
+            ),
+            "flanking": (platform.flanking, (variables["L4/kernel"].shape[0] // (2 * lstm2) - 1) // 2),
+        }
+    else:
+        found = {"fa_channels": (platform.fa_channels, variables["conv1/conv/kernel"].shape[2])}
+    for key, (configured, in_checkpoint) in found.items():
+        if configured != in_checkpoint:
+            raise ConfigError(
+                f"{where}.{key} is {configured}, but the checkpoint {prefix} was made with "
+                f"{key} = {in_checkpoint}"
+            )
