@@ -15,7 +15,7 @@ import torch
 from safetensors.numpy import load_file
 
 from tests.upstream_fixtures import upstream_dir
-from tf2lightning.families.clair3.v2 import padding_warning, stride2_sizes
+from tf2lightning.families.clair3.v2 import export_v2, padding_warning, stride2_sizes
 
 CASES = [("released_ont", 89), ("released_hifi", 55)]
 
@@ -25,22 +25,31 @@ def test_export_v2_equals_v2s_own_converter(tmp_path: Path, case: str, depth: in
     names = json.loads(upstream_dir("clair3", "v2", "names.json").read_text())
     for network, kind in (("P", "pileup"), ("F", "full_alignment")):
         out = tmp_path / f"{kind}.pt"
-        code = (
-            "import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
-            "from tf2lightning.cli import main\n"
-            "main(sys.argv[1:])\n"
-        )
-        args = ["clair3", "export-v2", str(upstream_dir("clair3", case)), str(out), "--network", network]
-        proc = subprocess.run(
-            [sys.executable, "-c", code, *args, "--depth", str(depth)], capture_output=True, text=True
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert ("WARNING: at depth 55" in proc.stderr) == (network == "F" and depth == 55), proc.stderr
+        warning = export_v2(upstream_dir("clair3", case), network, depth, out)
+        assert (warning is not None) == (network == "F" and depth == 55)
         got = torch.load(out)
         want = load_file(str(upstream_dir("clair3", "v2", f"{case}_{kind}.safetensors")))
         assert [[k, list(v.shape)] for k, v in got.items()] == names[f"{case}_{kind}"]  # names, shapes, order
         for key, value in want.items():
             assert got[key].numpy().dtype == value.dtype and np.array_equal(got[key].numpy(), value), key
+
+
+def test_export_v2_command_runs_without_tensorflow_and_warns_at_depth_55(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
+        "from tf2lightning.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    out = tmp_path / "full_alignment.safetensors"
+    args = ["clair3", "export-v2", str(upstream_dir("clair3", "released_hifi")), str(out), "--network", "F"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args, "--depth", "55"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING: at depth 55" in proc.stderr and "28x17, 14x9" in proc.stderr
+    want = load_file(str(upstream_dir("clair3", "v2", "released_hifi_full_alignment.safetensors")))
+    got = load_file(str(out))
+    assert sorted(got) == sorted(want) and all(np.array_equal(got[k], want[k]) for k in want)
 
 
 def test_padding_warning_only_where_a_stride2_input_is_even() -> None:
