@@ -38,3 +38,16 @@ def test_parity_and_export_of_upstream_models(tmp_path: Path) -> None:
         assert [r["legacy_name"] for r in rows if r["kind"] == "output"] == HEAD_NAMES[:heads]
         assert rows and all(r["ok"] == "true" for r in rows), table.read_text()
         assert (workdir / f"results/clair3/upont_{arch}/export/model.onnx").stat().st_size > 0
+
+
+def test_a_checkpoint_prefix_is_a_legacy_model(tmp_path: Path) -> None:
+    """A prefix names no file; the rules take its ``.index`` as their input (a dry run plans the chain)."""
+    workdir = copy_workflow(tmp_path / "workflow")
+    config = write_config(tmp_path / "clair3_upstream.yaml")
+    prefix = upstream_dir("clair3", "released_ont") / "pileup"
+    config.write_text(
+        config.read_text().replace(f"legacy_model: {prefix.parent}}}", f"legacy_model: {prefix}}}", 1)
+    )
+    assert f"legacy_model: {prefix}}}" in config.read_text()
+    proc = snakemake(workdir, "--configfile", config, "-n", "results/clair3/upont_relP/parity.tsv")
+    assert f"{prefix}.index" in proc.stdout and "rule convert_weights" in proc.stdout
