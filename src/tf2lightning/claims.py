@@ -54,10 +54,8 @@ class Claim:
     def describe(self, metrics: Mapping[str, float]) -> str:
         reference = self.reference if isinstance(self.reference, str) else f"{self.reference:g}"
         margin = f" {'+' if self.relation == '>' else '-'} {self.margin:g}" if self.margin else ""
-        return (
-            f"{self.metric} {metrics[self.metric]:.4g} {self.relation} {reference}{margin} "
-            f"= {self.threshold(metrics):.4g}"
-        )
+        text = f"{self.metric} {metrics[self.metric]:.4g} {self.relation} {reference}{margin}"
+        return text if not isinstance(self.reference, str) else f"{text} = {self.threshold(metrics):.4g}"
 
 
 def claims_for(family: str, metrics: Mapping[str, float]) -> list[Claim]:
