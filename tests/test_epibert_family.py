@@ -8,6 +8,7 @@ TensorFlow runs only in one module-scoped child process (``tests.tfside.run_tf``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import asdict
@@ -140,7 +141,11 @@ LOSS_INPUTS = {
 def legacy_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     root = tmp_path_factory.mktemp("epibert")
     rng = np.random.default_rng(11)
-    np.savez(root / "draws.npz", **stack([draw(rng, GEO) for _ in range(CONFIG["dataset"]["n_test"])]))
+    # training draws with upstream's corrupt rate (1 in 2 here) and motif noise, so both sides apply them
+    noisy = dataclasses.replace(GEO, corrupt_rate=2, motif_noise=1e-4)
+    draws = stack([draw(rng, noisy, training=True) for _ in range(CONFIG["dataset"]["n_test"])])
+    assert 0 < draws["corrupt"].sum() < len(draws["corrupt"]) and draws["motif_noise"].max() > 0
+    np.savez(root / "draws.npz", **draws)
     np.savez(root / "loss_in.npz", **LOSS_INPUTS)
     out = run_tf(TF_CHILD, json.dumps(CONFIG), root, json.dumps(asdict(FINETUNE)))
     data.convert(RUN, root / "data", root / "data.h5")

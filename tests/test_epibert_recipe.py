@@ -61,3 +61,42 @@ def test_poisson_is_keras_poisson_on_the_masked_bins() -> None:
     torch.testing.assert_close(
         poisson(target, pred), F.poisson_nll_loss(pred, target, log_input=False, eps=1e-7)
     )
+
+
+def test_corrupt_rate_and_motif_noise_are_training_draws_only() -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from tf2lightning.families.epibert.augment import augment
+    from tf2lightning.families.epibert.draws import draw
+    from tf2lightning.families.epibert.geometry import Geometry
+
+    geo = Geometry(
+        input_length=1024, max_shift=2, atac_bin=4, n_tokens=32, crop=2, mask_bins=2, n_motifs=8,
+        corrupt_rate=20, motif_noise=1e-4,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    corrupt = [draw(rng, geo, training=True)["corrupt"] for _ in range(4000)]
+    assert abs(np.mean(corrupt) - 1 / 20) < 0.015  # one example in 20, as upstream's atac_corrupt_rate
+    evaluation = draw(np.random.default_rng(1), geo)
+    assert evaluation["corrupt"] == 0 and not evaluation["motif_noise"].any()
+    off = dataclasses.replace(geo, corrupt_rate=None, motif_noise=0.0)
+    plain = draw(np.random.default_rng(1), off, training=True)  # nothing extra drawn when off
+    np.testing.assert_array_equal(plain["block_u"], evaluation["block_u"])
+
+    example = {
+        "sequence": np.zeros(geo.stored_length, np.uint8),
+        "atac": np.ones(geo.atac_length, np.float16),
+        "peaks_center": np.zeros(geo.n_tokens, np.int32),
+        "motif_activity": np.linspace(0, 1, geo.n_motifs, dtype=np.float32),
+    }
+    drawn = draw(np.random.default_rng(2), geo, training=True)
+    drawn["block_u"] = np.full_like(drawn["block_u"], 0.3)  # masked only at a tripled rate of 0.15
+    drawn["corrupt"] = 0
+    assert augment(example, drawn, geo, 0.15)["mask"].sum() == 0
+    drawn["corrupt"] = 1
+    out = augment(example, drawn, geo, 0.15)
+    assert out["mask"].sum() == out["mask"].numel()
+    motif = torch.from_numpy(example["motif_activity"]) + torch.from_numpy(drawn["motif_noise"])
+    torch.testing.assert_close(out["motif"], motif, atol=1e-7, rtol=0)

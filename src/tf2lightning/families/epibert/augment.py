@@ -12,7 +12,8 @@ Equal to the TF pipeline (``tfdata.augment``) on the same :mod:`draws`, and to t
 4. the masked ATAC input is zero under the mask, then soft-clipped at 150;
 5. with ``rev_comp`` the sequence is reversed and complemented (A<->T, C<->G, N stays) and the ATAC
    input, target and mask are reversed with it;
-6. motif activity is min-max scaled to [0, 1];
+6. motif activity is min-max scaled to [0, 1] (plus the ``motif_noise`` draw, training only); a
+   ``corrupt`` draw (upstream's ``atac_corrupt_rate``, training only) triples the block mask rate;
 7. fine-tuning examples also get the expression target: the counts per token clipped at 65,500, square
    rooted, smoothed with the source's 3-tap Gaussian (zero-padded), cropped, and reversed with the rest.
 """
@@ -77,6 +78,7 @@ def augment(
     atac = atac + torch.as_tensor(np.asarray(draws["noise"], dtype=np.float32))
     target = soft_clip(atac.view(geo.n_tokens, geo.tiling).sum(1), 2000.0)[geo.crop : geo.n_tokens - geo.crop]
     block_u = torch.as_tensor(np.asarray(draws["block_u"], dtype=np.float32))
+    rate = rate * (3.0 if int(draws.get("corrupt", 0)) else 1.0)  # upstream's corrupted examples
     mask = mask_bins(
         torch.as_tensor(np.asarray(example["peaks_center"])), float(draws["peak_u"]), block_u, geo, rate
     )
@@ -89,6 +91,8 @@ def augment(
         tracks = {k: t.flip(0) for k, t in tracks.items()}
     motif = torch.as_tensor(np.asarray(example["motif_activity"], dtype=np.float32))
     motif = (motif - motif.min()) / (motif.max() - motif.min())
+    if "motif_noise" in draws:
+        motif = motif + torch.as_tensor(np.asarray(draws["motif_noise"], dtype=np.float32))
     return {"sequence": codes, **tracks, "motif": motif}
 
 

@@ -58,7 +58,8 @@ class AugmentedExamples(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, Tensor]:
         example = self.examples[int(self.indices[item])]
-        return augment(example, draw(self._generator(item), self.geo), self.geo, self.rate)
+        drawn = draw(self._generator(item), self.geo, training=self.fixed_seed is None)
+        return augment(example, drawn, self.geo, self.rate)
 
 
 def require_rna(h5: Path) -> None:

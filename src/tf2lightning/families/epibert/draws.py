@@ -22,17 +22,29 @@ class Draws(TypedDict):
     peak_u: float  # uniform in [0, 1): which peak (by rank) is masked
     block_u: np.ndarray  # float32 (n_blocks,): a block is masked where block_u < atac_mask_dropout
     noise: np.ndarray  # float32 (atac_length,): added to the ATAC profile
+    corrupt: int  # 1: this example's blocks are masked at 3 x atac_mask_dropout (upstream's corrupt rate)
+    motif_noise: np.ndarray  # float32 (n_motifs,): added to the scaled motif activity
 
 
-def draw(rng: np.random.Generator, geo: Geometry) -> Draws:
-    """One example's draws from ``rng``."""
-    return Draws(
+def draw(rng: np.random.Generator, geo: Geometry, training: bool = False) -> Draws:
+    """One example's draws from ``rng``. Training draws add upstream's training-only randomness where the
+    dataset asks for it: ``atac_corrupt_rate`` N (one example in N, drawn as an integer in [0, N) equal
+    to 0, gets triple the block mask rate) and ``motif_noise`` (|N(0, std)| on the scaled motif activity);
+    neither draws anything when off, so the other draws stay as they were."""
+    drawn = Draws(
         shift=int(rng.integers(0, geo.n_shifts)),
         rev_comp=int(rng.integers(0, 2)),
         peak_u=float(rng.random(dtype=np.float32)),
         block_u=rng.random(geo.n_blocks, dtype=np.float32),
         noise=np.abs(rng.normal(NOISE_MEAN, NOISE_STD, geo.atac_length)).astype(np.float32),
+        corrupt=0,
+        motif_noise=np.zeros(geo.n_motifs, np.float32),
     )
+    if training and geo.corrupt_rate:
+        drawn["corrupt"] = int(rng.integers(0, geo.corrupt_rate) == 0)
+    if training and geo.motif_noise:
+        drawn["motif_noise"] = np.abs(rng.normal(0.0, geo.motif_noise, geo.n_motifs)).astype(np.float32)
+    return drawn
 
 
 def stack(draws: list[Draws]) -> dict[str, np.ndarray]:

@@ -26,6 +26,8 @@ class Geometry:
     crop: int  # output bins cropped on each side
     mask_bins: int  # output bins per masked block
     n_motifs: int
+    corrupt_rate: int | None = None  # upstream's atac_corrupt_rate (training draws)
+    motif_noise: float = 0.0  # std of upstream's |N(0, std)| on the scaled motif activity (training)
 
     @property
     def atac_length(self) -> int:
@@ -105,6 +107,8 @@ def geometry(run: Run) -> Geometry:
         crop=int(data["crop"]),
         mask_bins=int(data["mask_size"]) // output_res,
         n_motifs=int(data["n_motifs"]),
+        corrupt_rate=None if data.get("atac_corrupt_rate") is None else int(data["atac_corrupt_rate"]),
+        motif_noise=float(data.get("motif_noise") or 0.0),
     )
     if geo.mask_bins < 1 or geo.output_length % geo.mask_bins:
         raise ConfigError(

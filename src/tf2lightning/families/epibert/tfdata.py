@@ -97,7 +97,7 @@ def _mask(
     start = centre - geo.mask_bins // 2 + geo.crop
     stop = centre + geo.mask_bins // 2 + geo.crop + 1
     peak = tf.cast((positions >= start) & (positions < stop) & (n > 0), tf.float32)
-    blocks = tf.repeat(tf.cast(block_u < tf.constant(rate, tf.float32), tf.float32), geo.mask_bins)
+    blocks = tf.repeat(tf.cast(block_u < tf.cast(rate, tf.float32), tf.float32), geo.mask_bins)
     blocks = tf.pad(blocks, [[geo.crop, geo.crop]])
     return tf.maximum(peak, blocks)
 
@@ -112,6 +112,8 @@ def augment(
     atac = tf.reshape(tf.cast(parsed["atac"], tf.float32), [-1]) + tf.cast(draws["noise"], tf.float32)
     target = _soft_clip(tf.reduce_sum(tf.reshape(atac, [geo.n_tokens, geo.tiling]), axis=1), 2000.0)
     target = target[geo.crop : geo.n_tokens - geo.crop]
+    corrupt = tf.cast(draws.get("corrupt", 0), tf.float32)
+    rate = rate * (1.0 + 2.0 * corrupt)  # upstream's corrupted examples: triple the block mask rate
     mask = _mask(parsed["peaks_center"], tf.cast(draws["peak_u"], tf.float32), draws["block_u"], geo, rate)
     masked = _soft_clip(atac * (1.0 - tf.repeat(mask, geo.tiling)), 150.0)
     mask = mask[geo.crop : geo.n_tokens - geo.crop]
@@ -125,6 +127,8 @@ def augment(
     tracks = {k: tf.cond(if_rc, lambda t=t: tf.reverse(t, [0]), lambda t=t: t) for k, t in tracks.items()}
     motif = tf.cast(parsed["motif_activity"], tf.float32)
     motif = (motif - tf.reduce_min(motif)) / (tf.reduce_max(motif) - tf.reduce_min(motif))
+    if "motif_noise" in draws:
+        motif = motif + tf.cast(draws["motif_noise"], tf.float32)
     return {"sequence": codes, **tracks, "motif": motif}
 
 
@@ -136,6 +140,8 @@ def tf_draws(g: tf.random.Generator, geo: Geometry) -> dict[str, tf.Tensor]:
         "peak_u": g.uniform([]),
         "block_u": g.uniform([geo.n_blocks]),
         "noise": tf.abs(g.normal([geo.atac_length], NOISE_MEAN, NOISE_STD)),
+        "corrupt": g.uniform([], 0, geo.corrupt_rate, dtype=tf.int32) == 0 if geo.corrupt_rate else 0,
+        "motif_noise": tf.abs(g.normal([geo.n_motifs], 0.0, geo.motif_noise)) if geo.motif_noise else 0.0,
     }
 
 
