@@ -73,7 +73,7 @@ def diffusion_of(run: Run) -> tuple[Graph, Noise]:
         graph = {"absorb": "absorbing"}.get(config["graph"]["type"], config["graph"]["type"])
         noise = config["noise"]
         return make_graph(graph), make_noise(
-            noise["type"], noise.get("sigma_min", 1e-4), noise.get("sigma_max", 20)
+            noise["type"], noise.get("sigma_min", 1e-4), noise.get("sigma_max", 20), noise.get("eps", 1e-3)
         )
     arch = run.arch
     noise = make_noise(
