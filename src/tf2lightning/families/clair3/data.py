@@ -2,7 +2,7 @@
 
 HDF5 layout: one group per network's data, ``pileup/`` and ``full_alignment/`` (their sites differ, as
 upstream's bins do), each with one row per site: ``position_matrix`` as the bins store it (pileup int32
-counts, full alignment int8), ``Blosc(lz4hc, shuffle)`` in chunks of ``CHUNK_ROWS`` rows (Clair3's larger
+counts, full alignment int8), ``Blosc(lz4, shuffle)`` in chunks of ``CHUNK_ROWS`` rows (Clair3's larger
 chunks make shuffled reads 3x-27x slower); ``label`` as stored (90 columns); ``split`` uint8 (index into the
 ``splits`` attribute); ``file`` uint16 (index into the group's ``files`` attribute: the bin each row came
 from, rows in file order); ``position`` and ``alt_info`` fixed-width bytes. File attributes: ``platform``,
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from tf2lightning.families.clair3.datamodule import Clair3DataModule
 
 CHUNK_ROWS = 16
-CODEC = "blosc-lz4hc"
+CODEC = "blosc-lz4"  # lz4hc (as the bins) made the converter slower than Clair3's own reader
 ARRAY_FIELDS = ("position_matrix", "label", "position", "alt_info")
 
 
