@@ -5,6 +5,7 @@ the port reproducing upstream's float32 outputs on the probe inputs. Torch side 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,7 @@ def test_checkpoint_folder_gives_the_model_variables_and_sizes(kind: str) -> Non
     assert sizes["final_point_scale"] == ctor["final_point_scale"]
     assert sizes["n_motifs"] == info["n_motifs"]
     assert sizes["mode"] == kind
+    assert sizes["num_heads"] == ctor["num_heads"]  # the attention kernels' middle axis
 
 
 def test_a_chosen_checkpoint_and_a_foreign_variable(tmp_path: Path) -> None:
@@ -120,13 +122,13 @@ def test_port_reproduces_upstream_outputs(kind: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("given", "named"), [({"num_heads": 8}, "num_heads (8)"), ({"seed": 19}, "seed (19)")]
+    ("given", "named"), [({"num_heads": 8}, "num_heads (8;"), ({"seed": 19}, "seed (19;")]
 )
 def test_wrong_heads_or_seed_fail_parity_saying_so(given: dict[str, int], named: str) -> None:
     variables = weights.read_source(None, upstream_dir("epibert", "pretrain", "ckpt"))  # type: ignore[arg-type]
     run = fixture_run("pretrain", variables, **given)
     port = loaded_port(run, variables)  # loads: neither value is in the checkpoint
-    with pytest.raises(ParityError, match=named.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ParityError, match=re.escape(named)):
         upstream.check_outputs(run, port, upstream_dir("epibert", "pretrain", "probe.npz"))
 
 
@@ -173,6 +175,12 @@ try:
     out["refused"] = ""
 except FormatError as error:
     out["refused"] = str(error)
+other_heads = tf_upstream.build(geometry(run), {**run.arch, "num_heads": 8})
+try:
+    tf_upstream.restore(other_heads, resolve_checkpoint_prefix(sys.argv[2] + "/pretrain/ckpt"))
+    out["heads"] = ""
+except FormatError as error:
+    out["heads"] = str(error)
 print(json.dumps(out))
 """
 
@@ -192,6 +200,7 @@ def test_tf_side_restores_every_variable_and_reproduces_upstream() -> None:
         assert len(errors) == (1 if kind == "pretrain" else 2)
         assert max(errors.values()) < 1e-5, errors
     assert "does not bind every variable" in result["refused"]
+    assert "does not fit the model (num_heads" in result["heads"] and "(64, 4, 16)" in result["heads"]
 
 
 # ------------------------------------------------------------------- sizes into the config, checked
@@ -210,7 +219,7 @@ def test_sizes_come_from_the_checkpoint_into_the_config() -> None:
     complete_section(section, "families.epibert")
     arch = section["archs"]["up"]
     assert arch["filter_list_seq"] == case("pretrain")["ctor"]["filter_list_seq"]
-    assert arch["num_layers"] == 2 and arch["mode"] == "pretrain"
+    assert arch["num_layers"] == 2 and arch["mode"] == "pretrain" and arch["num_heads"] == 4
     assert section["datasets"]["upstream"]["n_motifs"] == 693
     complete_section(section, "families.epibert")  # idempotent: validation may run twice
 
@@ -221,6 +230,8 @@ def test_a_contradicting_or_missing_value_stops_the_config() -> None:
 
     with pytest.raises(ConfigError, match=r"archs\.up\.num_layers is 4, but the checkpoint .* has 2"):
         complete_section(_section(num_layers=4), "families.epibert")
+    with pytest.raises(ConfigError, match=r"archs\.up\.num_heads is 8, but the checkpoint .* has 4"):
+        complete_section(_section(num_heads=8), "families.epibert")
     section = _section()
     del section["archs"]["up"]["seed"]
     with pytest.raises(ConfigError, match=r"archs\.up: give seed"):

@@ -2,8 +2,8 @@
 
 An arch whose ``legacy_model`` is upstream's checkpoint folder takes every size that the variables' shapes
 fix (:func:`weights.checkpoint_sizes`) from the checkpoint; a configured value that differs is an error
-naming both. ``num_heads`` and ``seed`` (the Performer's) shape no variable, so such an arch must give
-them, under upstream's constructor argument names.
+naming both (the head count too: the attention kernels are ``(d, heads, head_dim)``). The Performer's
+``seed`` shapes no variable, so such an arch must give it, under upstream's constructor argument name.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from tf2lightning.errors import ConfigError, FormatError
 from tf2lightning.families.epibert.weights import checkpoint_sizes, upstream_shapes
 
-NOT_INFERABLE = ("num_heads", "seed")
+NOT_INFERABLE = ("seed",)
 
 
 def _runs(section: MutableMapping[str, Any]) -> list[tuple[str, str]]:
@@ -43,8 +43,8 @@ def complete_section(section: MutableMapping[str, Any], where: str) -> None:
         missing = [k for k in NOT_INFERABLE if k not in arch]
         if missing:
             raise ConfigError(
-                f"{key}: give {' and '.join(missing)}: the checkpoint {given} cannot say them (upstream's "
-                "training scripts pass num_heads 4 for pretraining, 8 for fine-tuning; seed=val_data_seed)"
+                f"{key}: give {' and '.join(missing)}: the checkpoint {given} cannot say it (the Performer's "
+                "projection seed; upstream's training scripts pass seed=val_data_seed)"
             )
         datasets = [d for d, a in runs if a == arch_name and d in (section.get("datasets") or {})]
         for dataset in datasets if "{dataset}" in str(given) else datasets[:1] or [None]:

@@ -266,7 +266,12 @@ def build(geo: Geometry, arch: dict) -> EpiBERT:
 def restore(model: EpiBERT, prefix: str | Path) -> None:
     """Restore upstream's checkpoint ``prefix`` into ``model``: every model variable must be bound (the
     optimizers and bookkeeping variables saved beside it are not the model's and stay unread)."""
-    status = tf.train.Checkpoint(model=model).restore(str(prefix))
+    try:
+        status = tf.train.Checkpoint(model=model).restore(str(prefix))
+    except ValueError as error:  # a variable of another shape, e.g. another head count
+        raise FormatError(
+            f"{prefix}: the checkpoint does not fit the model (num_heads, sizes): {error}"
+        ) from None
     try:
         status.assert_existing_objects_matched()
     except AssertionError as error:

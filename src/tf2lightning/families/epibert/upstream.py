@@ -3,8 +3,8 @@
 Upstream's model is called with ``(sequence (N, L, 4), atac (N, L/4, 1), motif_activity (N, 1, M))`` and
 returns the ATAC profile ``(N, bins, 1)`` (pretraining) or ``(out_atac, out_rna)`` (fine-tuning).
 :func:`check_outputs` compares the port with upstream's float32 outputs (``probe.npz``'s ``output_*``) at
-1e-5 of the output scale. A Performer with the wrong ``num_heads`` or ``seed`` (neither is in the
-checkpoint) still loads, so a mismatch says so.
+1e-5 of the output scale. A port with the wrong Performer ``seed`` (not in the checkpoint) or head count
+(mapped into the port's (d, d) projections, it loads) gives other outputs, so a mismatch names both.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def check_outputs(run: Run, port: nn.Module, probe: str | Path) -> dict[str, flo
         listed = ", ".join(f"{k} {v:.3g}" for k, v in bad.items())
         raise ParityError(
             f"{run.name}: the port differs from upstream's outputs in {probe} by {listed} of the output "
-            f"scale (> {TOLERANCE:g}). The checkpoint cannot say num_heads ({arch['num_heads']}) or the "
-            f"Performer seed ({arch['seed']}): check them against the training script (upstream's "
-            "pretraining scripts use 4 heads, fine-tuning 8; the seed is its val_data_seed)"
+            f"scale (> {TOLERANCE:g}). Check num_heads ({arch['num_heads']}; the checkpoint's attention "
+            f"kernels are (d, heads, head_dim)) and the Performer seed ({arch['seed']}; not in the "
+            "checkpoint: the training script's val_data_seed)"
         )
     return errors

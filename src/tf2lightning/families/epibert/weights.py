@@ -101,7 +101,7 @@ def _count(names: set[str], pattern: str) -> int:
 
 def checkpoint_sizes(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
     """The arch values that the variables' shapes (by canonical name) fix, and ``n_motifs`` for the
-    dataset. ``num_heads`` and the Performer ``seed`` are not among them: no shape depends on them."""
+    dataset. The head count is the attention kernels' middle axis; the Performer ``seed`` shapes nothing."""
     names = set(shapes)
     n_seq = _count(names, r"tower_(\d+)_conv/kernel")
     n_atac = _count(names, r"atac_tower_(\d+)_conv/kernel")
@@ -111,6 +111,7 @@ def checkpoint_sizes(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
         "filter_list_atac": [int(shapes[f"atac_tower_{i}_conv/kernel"][-1]) for i in range(n_atac)],
         "atac_stem_filters": int(shapes["atac_stem_conv/kernel"][-1]),
         "num_layers": _count(names, r"layer_(\d+)_ln/gamma"),
+        "num_heads": int(shapes["layer_0_attention/query"][1]),  # DenseEinsum kernel (d, heads, head_dim)
         "motif_units_fc": int(shapes["motif_fc1/kernel"][-1]),
         "final_point_scale": int(d // shapes["head_conv/kernel"][-1]),
         "mode": "finetune" if "rna_head_dense/kernel" in names else "pretrain",
