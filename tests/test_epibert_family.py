@@ -90,7 +90,7 @@ GEO = geometry(RUN)
 FINETUNE = Run(**{**CONFIG, "arch_name": "tiny_ft", "arch": {**CONFIG["arch"], "mode": "finetune"}})
 
 TF_CHILD = """
-import json, sys
+import dataclasses, json, sys
 from pathlib import Path
 import numpy as np
 import tensorflow as tf
@@ -107,12 +107,13 @@ legacy.train_model(finetune, root / "data", root / "model_ft")
 legacy.reference(finetune, root / "model_ft", root / "data", root / "reference_ft.h5")
 draws = dict(np.load(root / "draws.npz"))
 path = tfdata.record_path(root / "data", "test", run.dataset_name)
-out = {}
-for i, record in enumerate(tf.data.TFRecordDataset(str(path), compression_type="ZLIB")):
-    one = {k: v[i] for k, v in draws.items()}
-    for k, v in tfdata.augment(tfdata.parse(record, geo, rna=True), one, geo, rate).items():
-        out.setdefault(k, []).append(v.numpy())
-np.savez(root / "tf_augmented.npz", **{k: np.stack(v) for k, v in out.items()})
+for name, switches in json.loads(sys.argv[4]).items():
+    variant, out = dataclasses.replace(geo, **switches), {}
+    for i, record in enumerate(tf.data.TFRecordDataset(str(path), compression_type="ZLIB")):
+        one = {k: v[i] for k, v in draws.items()}
+        for k, v in tfdata.augment(tfdata.parse(record, geo, rna=True), one, variant, rate).items():
+            out.setdefault(k, []).append(v.numpy())
+    np.savez(root / f"tf_augmented{name}.npz", **{k: np.stack(v) for k, v in out.items()})
 loss_in = {k: tf.constant(v) for k, v in np.load(root / "loss_in.npz").items()}
 losses = {
     "loss": legacy.poisson_multinomial(loss_in["target"], loss_in["pred"], 0.15),
@@ -126,6 +127,12 @@ print(json.dumps({k: float(v) for k, v in losses.items()}))
 """
 
 
+# upstream's switches, two variants of the geometry: noise in the mask (4 chunks of 64 ATAC bins here,
+# upstream's 512 need 2,048 bins), log1p, no motif activity; then the random-input ablations
+SWITCHED: dict[str, dict[str, Any]] = {
+    "_noise": {"mask_noise": True, "scramble_bins": 64, "log_atac": True, "use_motif_activity": False},
+    "_ablate": {"use_atac": False, "use_seq": False},
+}
 _LOSS_RNG = np.random.default_rng(3)
 LOSS_INPUTS = {
     "target": _LOSS_RNG.poisson(3.0, 50).astype(np.float32),
@@ -142,12 +149,16 @@ def legacy_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     root = tmp_path_factory.mktemp("epibert")
     rng = np.random.default_rng(11)
     # training draws with upstream's corrupt rate (1 in 2 here) and motif noise, so both sides apply them
-    noisy = dataclasses.replace(GEO, corrupt_rate=2, motif_noise=1e-4)
+    # and the draws of every switch of upstream's parse functions (mask_noise, use_atac, use_seq)
+    noisy = dataclasses.replace(
+        GEO, corrupt_rate=2, motif_noise=1e-4, **SWITCHED["_noise"], **SWITCHED["_ablate"]
+    )
     draws = stack([draw(rng, noisy, training=True) for _ in range(CONFIG["dataset"]["n_test"])])
     assert 0 < draws["corrupt"].sum() < len(draws["corrupt"]) and draws["motif_noise"].max() > 0
     np.savez(root / "draws.npz", **draws)
     np.savez(root / "loss_in.npz", **LOSS_INPUTS)
-    out = run_tf(TF_CHILD, json.dumps(CONFIG), root, json.dumps(asdict(FINETUNE)))
+    variants = json.dumps({"": {}, **SWITCHED})
+    out = run_tf(TF_CHILD, json.dumps(CONFIG), root, json.dumps(asdict(FINETUNE)), variants)
     data.convert(RUN, root / "data", root / "data.h5")
     return root, json.loads(out.strip().splitlines()[-1])
 
@@ -258,14 +269,24 @@ def test_torch_augmentation_equals_tf_on_the_same_draws(legacy_dir: tuple[Path, 
     test = split_indices(root / "data.h5")["test"]
     rate = CONFIG["dataset"]["atac_mask_dropout"]
     assert draws["rev_comp"].min() == 0 and draws["rev_comp"].max() == 1, "cover both strands"
-    for i, row in enumerate(test):
-        example = {k: rows[k][row] for k in ("sequence", "atac", "peaks_center", "motif_activity", "rna")}
-        out = augment(example, {k: v[i] for k, v in draws.items()}, GEO, rate)
-        np.testing.assert_array_equal(out["sequence"].numpy(), tf_out["sequence"][i])
-        np.testing.assert_array_equal(out["mask"].numpy(), tf_out["mask"][i])
-        for key in ("atac", "target", "motif", "rna"):
-            np.testing.assert_allclose(out[key].numpy(), tf_out[key][i], rtol=1e-6, atol=1e-6, err_msg=key)
-        assert out["mask"].sum() > 0
+    for name, switches in {"": {}, **SWITCHED}.items():
+        geo, tf_out = dataclasses.replace(GEO, **switches), dict(np.load(root / f"tf_augmented{name}.npz"))
+        for i, row in enumerate(test):
+            example = {k: rows[k][row] for k in ("sequence", "atac", "peaks_center", "motif_activity", "rna")}
+            out = augment(example, {k: v[i] for k, v in draws.items()}, geo, rate)
+            np.testing.assert_array_equal(out["sequence"].numpy(), tf_out["sequence"][i], err_msg=name)
+            np.testing.assert_array_equal(out["mask"].numpy(), tf_out["mask"][i], err_msg=name)
+            for key in ("atac", "target", "motif", "rna"):
+                np.testing.assert_allclose(
+                    out[key].numpy(), tf_out[key][i], rtol=1e-6, atol=1e-6, err_msg=f"{name} {key}"
+                )
+            assert out["mask"].sum() > 0
+    plain, noise, ablate = (dict(np.load(root / f"tf_augmented{n}.npz")) for n in ("", "_noise", "_ablate"))
+    masked, kept = plain["atac"] == 0, (plain["atac"] > 0) & (plain["atac"] < 150)  # (noise makes kept > 0)
+    assert not noise["motif"].any() and noise["atac"][masked].any()  # masked bins carry shuffled signal
+    np.testing.assert_allclose(noise["atac"][kept], np.log1p(plain["atac"][kept]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ablate["atac"], draws["random_atac"])
+    np.testing.assert_array_equal(ablate["sequence"], draws["random_codes"])
 
 
 def test_losses_match_the_source(legacy_dir: tuple[Path, dict[str, Any]]) -> None:

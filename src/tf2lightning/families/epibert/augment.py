@@ -9,11 +9,15 @@ Equal to the TF pipeline (``tfdata.augment``) on the same :mod:`draws`, and to t
 3. the mask (1 = masked, per output bin) is one peak, chosen by rank with ``peak_u`` among the peak
    centres of the cropped window, widened to ``mask_bins`` bins, united with the blocks of ``mask_bins``
    bins whose ``block_u < atac_mask_dropout``; the crop edges are never masked by the block mask;
-4. the masked ATAC input is zero under the mask, then soft-clipped at 150;
+4. the masked ATAC input is zero under the mask (with ``mask_noise``: the input with its chunks of
+   ``scramble_bins`` bins permuted by the ``scramble`` draw), ``log1p`` with ``log_atac``, then
+   soft-clipped at 150;
 5. with ``rev_comp`` the sequence is reversed and complemented (A<->T, C<->G, N stays) and the ATAC
-   input, target and mask are reversed with it;
-6. motif activity is min-max scaled to [0, 1] (plus the ``motif_noise`` draw, training only); a
-   ``corrupt`` draw (upstream's ``atac_corrupt_rate``, training only) triples the block mask rate;
+   input, target and mask are reversed with it; without ``use_atac`` / ``use_seq`` the input is then
+   replaced by the ``random_atac`` / ``random_codes`` draw (upstream's ablations);
+6. motif activity is min-max scaled to [0, 1] (plus the ``motif_noise`` draw, training only), zeros
+   without ``use_motif_activity``; a ``corrupt`` draw (upstream's ``atac_corrupt_rate``, training only)
+   triples the block mask rate;
 7. fine-tuning examples also get the expression target: the counts per token clipped at 65,500, square
    rooted, smoothed with the source's 3-tap Gaussian (zero-padded), cropped, and reversed with the rest.
 """
@@ -82,17 +86,33 @@ def augment(
     mask = mask_bins(
         torch.as_tensor(np.asarray(example["peaks_center"])), float(draws["peak_u"]), block_u, geo, rate
     )
-    masked = soft_clip(atac * (1.0 - mask.repeat_interleave(geo.tiling)), 150.0)
-    tracks = {"atac": masked, "target": target, "mask": mask[geo.crop : geo.n_tokens - geo.crop]}
+    tiled = mask.repeat_interleave(geo.tiling)
+    masked = atac * (1.0 - tiled)
+    if geo.mask_noise:  # upstream's mask_noise: masked bins show the profile with its chunks shuffled
+        order = torch.as_tensor(np.asarray(draws["scramble"])).long()
+        masked = masked + atac.view(geo.n_chunks, geo.scramble_bins)[order].view(-1) * tiled
+    if geo.log_atac:
+        masked = torch.log1p(masked)
+    tracks = {
+        "atac": soft_clip(masked, 150.0),
+        "target": target,
+        "mask": mask[geo.crop : geo.n_tokens - geo.crop],
+    }
     if "rna" in example:
         tracks["rna"] = rna_target(torch.as_tensor(np.asarray(example["rna"])), geo)
     if int(draws["rev_comp"]):
         codes = COMPLEMENT[codes.flip(0)]
         tracks = {k: t.flip(0) for k, t in tracks.items()}
+    if not geo.use_atac:  # upstream's ablations replace the input after the strand flip
+        tracks["atac"] = torch.as_tensor(np.asarray(draws["random_atac"], dtype=np.float32))
+    if not geo.use_seq:
+        codes = torch.as_tensor(np.asarray(draws["random_codes"])).long()
     motif = torch.as_tensor(np.asarray(example["motif_activity"], dtype=np.float32))
     motif = (motif - motif.min()) / (motif.max() - motif.min())
     if "motif_noise" in draws:
         motif = motif + torch.as_tensor(np.asarray(draws["motif_noise"], dtype=np.float32))
+    if not geo.use_motif_activity:
+        motif = torch.zeros_like(motif)
     return {"sequence": codes, **tracks, "motif": motif}
 
 

@@ -6,7 +6,7 @@ example and these draws, so the same draws give the same augmented example on bo
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 
@@ -24,6 +24,11 @@ class Draws(TypedDict):
     noise: np.ndarray  # float32 (atac_length,): added to the ATAC profile
     corrupt: int  # 1: this example's blocks are masked at 3 x atac_mask_dropout (upstream's corrupt rate)
     motif_noise: np.ndarray  # float32 (n_motifs,): added to the scaled motif activity
+    # drawn only when the geometry's switches ask for them (upstream's parse functions draw them in
+    # training and validation alike):
+    scramble: NotRequired[np.ndarray]  # int64 (n_chunks,): mask_noise's permutation of ATAC chunks
+    random_atac: NotRequired[np.ndarray]  # float32 (atac_length,): the ATAC input without use_atac
+    random_codes: NotRequired[np.ndarray]  # int64 (input_length,): codes 0..3, the sequence without use_seq
 
 
 def draw(rng: np.random.Generator, geo: Geometry, training: bool = False) -> Draws:
@@ -44,9 +49,15 @@ def draw(rng: np.random.Generator, geo: Geometry, training: bool = False) -> Dra
         drawn["corrupt"] = int(rng.integers(0, geo.corrupt_rate) == 0)
     if training and geo.motif_noise:
         drawn["motif_noise"] = np.abs(rng.normal(0.0, geo.motif_noise, geo.n_motifs)).astype(np.float32)
+    if geo.mask_noise:
+        drawn["scramble"] = rng.permutation(geo.n_chunks)
+    if not geo.use_atac:
+        drawn["random_atac"] = rng.uniform(0.0, 150.0, geo.atac_length).astype(np.float32)
+    if not geo.use_seq:
+        drawn["random_codes"] = rng.integers(0, 4, geo.input_length)
     return drawn
 
 
 def stack(draws: list[Draws]) -> dict[str, np.ndarray]:
-    """Draws of several examples as arrays with a leading example axis."""
-    return {key: np.asarray([d[key] for d in draws]) for key in Draws.__annotations__}
+    """Draws of several examples (of one geometry) as arrays with a leading example axis."""
+    return {key: np.asarray([d[key] for d in draws]) for key in draws[0]}

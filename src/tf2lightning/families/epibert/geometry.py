@@ -28,6 +28,14 @@ class Geometry:
     n_motifs: int
     corrupt_rate: int | None = None  # upstream's atac_corrupt_rate (training draws)
     motif_noise: float = 0.0  # std of upstream's |N(0, std)| on the scaled motif activity (training)
+    mask_noise: bool = (
+        False  # upstream's mask_noise: masked ATAC bins get a chunk-shuffled copy of the profile
+    )
+    log_atac: bool = False  # upstream's log_atac: log1p of the masked ATAC input before clipping
+    use_atac: bool = True  # False: the ATAC input is uniform noise in [0, 150) (upstream's ablation)
+    use_seq: bool = True  # False: the sequence is uniform random bases (upstream's ablation)
+    use_motif_activity: bool = True  # False: motif activity is zeros (upstream's ablation)
+    scramble_bins: int = 512  # ATAC bins per chunk that mask_noise shuffles (upstream: 512)
 
     @property
     def atac_length(self) -> int:
@@ -42,6 +50,11 @@ class Geometry:
     def n_shifts(self) -> int:
         """Offsets drawn: ``[0, max_shift)`` as upstream's parsers (one, 0, when ``max_shift`` is 0)."""
         return max(self.max_shift, 1)
+
+    @property
+    def n_chunks(self) -> int:
+        """Chunks of ``scramble_bins`` ATAC bins that ``mask_noise`` permutes."""
+        return self.atac_length // self.scramble_bins
 
     @property
     def tiling(self) -> int:
@@ -60,6 +73,15 @@ class Geometry:
     def n_blocks(self) -> int:
         """Blocks of ``mask_bins`` output bins that the random mask drops or keeps."""
         return self.output_length // self.mask_bins
+
+
+SWITCHES = {  # upstream's parse-function switches as dataset keys, valued as its published scripts pass them
+    "mask_noise": False,
+    "log_atac": False,
+    "use_atac": True,
+    "use_seq": True,
+    "use_motif_activity": True,
+}
 
 
 def cell_type(run: Run) -> str:
@@ -109,7 +131,13 @@ def geometry(run: Run) -> Geometry:
         n_motifs=int(data["n_motifs"]),
         corrupt_rate=None if data.get("atac_corrupt_rate") is None else int(data["atac_corrupt_rate"]),
         motif_noise=float(data.get("motif_noise") or 0.0),
+        **{key: bool(data.get(key, default)) for key, default in SWITCHES.items()},
     )
+    if geo.mask_noise and geo.atac_length % geo.scramble_bins:
+        raise ConfigError(
+            f"{where}: mask_noise shuffles chunks of {geo.scramble_bins} ATAC bins, which must divide the "
+            f"{geo.atac_length} bins of input_length / atac_bin"
+        )
     if geo.mask_bins < 1 or geo.output_length % geo.mask_bins:
         raise ConfigError(
             f"{where}: mask_size {data['mask_size']} bp must be a whole number of {output_res} bp bins "

@@ -115,7 +115,14 @@ def augment(
     corrupt = tf.cast(draws.get("corrupt", 0), tf.float32)
     rate = rate * (1.0 + 2.0 * corrupt)  # upstream's corrupted examples: triple the block mask rate
     mask = _mask(parsed["peaks_center"], tf.cast(draws["peak_u"], tf.float32), draws["block_u"], geo, rate)
-    masked = _soft_clip(atac * (1.0 - tf.repeat(mask, geo.tiling)), 150.0)
+    tiled = tf.repeat(mask, geo.tiling)
+    masked = atac * (1.0 - tiled)
+    if geo.mask_noise:
+        chunks = tf.reshape(atac, [geo.n_chunks, geo.scramble_bins])
+        masked = masked + tf.reshape(tf.gather(chunks, tf.cast(draws["scramble"], tf.int32)), [-1]) * tiled
+    if geo.log_atac:
+        masked = tf.math.log1p(masked)
+    masked = _soft_clip(masked, 150.0)
     mask = mask[geo.crop : geo.n_tokens - geo.crop]
     if_rc = tf.cast(draws["rev_comp"], tf.bool)
     codes = tf.cond(
@@ -125,16 +132,22 @@ def augment(
     if "rna" in parsed:
         tracks["rna"] = rna_target(parsed["rna"], geo)
     tracks = {k: tf.cond(if_rc, lambda t=t: tf.reverse(t, [0]), lambda t=t: t) for k, t in tracks.items()}
+    if not geo.use_atac:
+        tracks["atac"] = tf.cast(draws["random_atac"], tf.float32)
+    if not geo.use_seq:
+        codes = tf.cast(draws["random_codes"], tf.int32)
     motif = tf.cast(parsed["motif_activity"], tf.float32)
     motif = (motif - tf.reduce_min(motif)) / (tf.reduce_max(motif) - tf.reduce_min(motif))
     if "motif_noise" in draws:
         motif = motif + tf.cast(draws["motif_noise"], tf.float32)
+    if not geo.use_motif_activity:
+        motif = tf.zeros_like(motif)
     return {"sequence": codes, **tracks, "motif": motif}
 
 
 def tf_draws(g: tf.random.Generator, geo: Geometry) -> dict[str, tf.Tensor]:
     """Draws with the distributions of :func:`draws.draw`, from a stateful TF generator."""
-    return {
+    drawn = {
         "shift": g.uniform([], 0, geo.n_shifts, dtype=tf.int32),
         "rev_comp": g.uniform([], 0, 2, dtype=tf.int32),
         "peak_u": g.uniform([]),
@@ -143,6 +156,13 @@ def tf_draws(g: tf.random.Generator, geo: Geometry) -> dict[str, tf.Tensor]:
         "corrupt": g.uniform([], 0, geo.corrupt_rate, dtype=tf.int32) == 0 if geo.corrupt_rate else 0,
         "motif_noise": tf.abs(g.normal([geo.n_motifs], 0.0, geo.motif_noise)) if geo.motif_noise else 0.0,
     }
+    if geo.mask_noise:
+        drawn["scramble"] = tf.argsort(g.uniform([geo.n_chunks]))
+    if not geo.use_atac:
+        drawn["random_atac"] = g.uniform([geo.atac_length], 0.0, 150.0)
+    if not geo.use_seq:
+        drawn["random_codes"] = g.uniform([geo.input_length], 0, 4, dtype=tf.int32)
+    return drawn
 
 
 def model_inputs(example: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
