@@ -100,3 +100,103 @@ def test_corrupt_rate_and_motif_noise_are_training_draws_only() -> None:
     assert out["mask"].sum() == out["mask"].numel()
     motif = torch.from_numpy(example["motif_activity"]) + torch.from_numpy(drawn["motif_noise"])
     torch.testing.assert_close(out["motif"], motif, atol=1e-7, rtol=0)
+
+
+def test_finetuning_has_upstreams_two_adamw_with_their_own_schedules_and_clips() -> None:
+    """Upstream's fine-tuning: AdamW over the trunk (lr_base1) and AdamW over the heads (lr_base2), each
+    with its own cos_w_warmup rate and global-norm clip; biases and norms without weight decay; without
+    predict_atac the ATAC head is in neither and only the expression loss counts."""
+    from dataclasses import replace
+
+    from tests.test_epibert_family import FINETUNE
+    from tf2lightning.families.epibert.lit import ExpressionFinetuning, make_module
+    from tf2lightning.families.epibert.model import build
+    from tf2lightning.families.epibert.modes import HEAD_PREFIX
+
+    train = {"optimizer": "adamw", "weight_decay": 1e-4, "schedule": "cos_w_warmup", "warmup_steps": 2,
+             "decay_steps": 4, "decay_frac": 0.05, "lr": 5e-4, "loss_type": "poisson"}  # fmt: skip
+    run = replace(FINETUNE, train={**FINETUNE.train, **train}, arch={**FINETUNE.arch, "head_lr": 2e-3})
+    torch.manual_seed(0)
+    module = make_module(run, build(run))
+    assert isinstance(module, ExpressionFinetuning) and module.predict_atac
+    out = module.configure_optimizers()
+    opt, scheduler = out["optimizer"], out["lr_scheduler"]["scheduler"]
+    assert isinstance(opt, torch.optim.AdamW)
+    names = {id(p): n for n, p in module.model.named_parameters()}
+    seen = set()
+    for group in opt.param_groups:
+        heads = {names[id(p)].startswith(HEAD_PREFIX) for p in group["params"]}
+        assert len(heads) == 1  # a group belongs to one of the two optimizers
+        assert group["initial_lr"] == (2e-3 if heads.pop() else 5e-4)
+        vectors = {p.ndim == 1 for p in group["params"]}  # biases and norm scales: all and only the 1-D
+        assert len(vectors) == 1 and group["weight_decay"] == (0.0 if vectors.pop() else 1e-4)
+        seen |= {names[id(p)] for p in group["params"]}
+    assert seen == set(names.values())  # predict_atac: every variable trained
+    for step in range(8):  # each optimizer's rate is its own base rate times upstream's factor
+        factor = cos_w_warmup(step, 2, 4, 0.05)
+        for group in opt.param_groups:
+            assert group["lr"] == pytest.approx(group["initial_lr"] * factor)
+        opt.step()
+        scheduler.step()
+
+    sets = module.optimizer_sets()
+    for _, p in sets[0] + sets[1]:
+        p.grad = torch.full_like(p, 3.0)
+    module.configure_gradient_clipping(opt, 1.0, "norm")
+    for named in sets:  # each optimizer's gradients clipped to global norm 1 on their own
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for _, p in named]))
+        assert float(norm) == pytest.approx(1.0, rel=1e-5)
+
+    off = make_module(replace(run, arch={**run.arch, "predict_atac": False}), build(run))
+    trained = {n for group in off.optimizer_sets() for n, _ in group}
+    atac_head = {n for n in names.values() if n.split(".")[0] in ("head", "head_dense")}
+    assert atac_head and not trained & atac_head and trained | atac_head == set(names.values())
+    batch = {
+        "sequence": torch.randint(0, 4, (2, run.dataset["input_length"])),
+        "atac": torch.rand(2, run.dataset["input_length"] // 4),
+        "motif": torch.rand(2, run.dataset["n_motifs"]),
+        "target": torch.rand(2, 28) * 3,
+        "mask": (torch.rand(2, 28) < 0.5).float(),
+        "rna": torch.rand(2, 28) * 3,
+    }
+    off.eval()
+    loss, rna_loss, _, _ = off._losses(batch)
+    assert float(loss) == float(rna_loss)
+
+    import lightning as L
+
+    head = off.model.head_dense.weight.detach().clone()
+    trunk = off.model.projection.weight.detach().clone()
+    trainer = L.Trainer(max_steps=2, gradient_clip_val=1.0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")  # fmt: skip
+    trainer.fit(off, torch.utils.data.DataLoader([{k: v[0] for k, v in batch.items()}] * 2, batch_size=1))
+    assert trainer.global_step == 2  # Lightning steps with the per-optimizer clipping
+    assert torch.equal(off.model.head_dense.weight, head) and not torch.equal(
+        off.model.projection.weight, trunk
+    )
+
+
+def test_early_stopping_takes_upstreams_patience_and_min_delta() -> None:
+    """Upstream's rule (``training_utils.early_stopping``): an epoch counts toward patience unless its
+    val_loss is below the minimum of all earlier ones by more than min_delta; patience such epochs stop."""
+    from tf2lightning.run import Run
+    from tf2lightning.stages.train import early_stopping
+
+    run = Run(family="epibert", dataset_name="d", arch_name="a", train={"patience": 3, "min_delta": 5e-7})
+    stopping = early_stopping(run)
+    assert stopping is not None and stopping.patience == 3 and abs(stopping.min_delta) == 5e-7
+    losses = [1.0, 0.5, 0.5 - 4e-7, 0.5 - 8e-7, 0.5 - 12e-7]
+
+    def upstream(history: list[float]) -> list[bool]:  # its loop, epoch by epoch
+        counter, stops = 0, []
+        for i, loss in enumerate(history):
+            best = min(history[:i]) if i else loss
+            counter = counter + 1 if loss >= best - 5e-7 else 0
+            stops.append(counter >= 3)
+        return stops
+
+    stops = [stopping._evaluate_stopping_criteria(torch.tensor(x, dtype=torch.float64))[0] for x in losses]
+    # each of the last three is within min_delta of the one before: three epochs without progress
+    # (Lightning's own rule compares with 0.5, calls 0.5 - 8e-7 progress and would go on)
+    assert stops == upstream(losses) == [False, False, False, False, True]
+    assert early_stopping(Run(family="epibert", dataset_name="d", arch_name="a", train={})) is None

@@ -207,6 +207,26 @@ def make_trainer(run: Run, work_dir: Path, ckpt_dir: Path, callbacks: list[Callb
     )
 
 
+class MinLossEarlyStopping(EarlyStopping):
+    """Lightning's early stopping on a loss, but the best is the lowest loss seen, also one that fell by
+    less than ``min_delta`` (EpiBERT's scripts' rule; the same as Lightning's when ``min_delta`` is 0)."""
+
+    def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
+        result = super()._evaluate_stopping_criteria(current)
+        self.best_score = torch.minimum(self.best_score, current.to(self.best_score.device))
+        return result
+
+
+def early_stopping(run: Run) -> EarlyStopping | None:
+    """Stop after ``train.patience`` epochs whose ``val_loss`` is not below every earlier one by more
+    than ``train.min_delta`` (0 when absent; EpiBERT's scripts: 5e-7); None without ``patience``."""
+    patience = run.train.get("patience")
+    if not patience:
+        return None
+    min_delta = float(run.train.get("min_delta") or 0.0)
+    return MinLossEarlyStopping(monitor="val_loss", patience=int(patience), min_delta=min_delta)
+
+
 def train(
     run: Run,
     data_h5: str | Path,
@@ -248,9 +268,9 @@ def train(
         ResumeLog(),
         *getattr(lit, "callbacks", lambda run: [])(run),
     ]
-    patience = run.train.get("patience")
-    if patience:
-        callbacks.append(EarlyStopping(monitor="val_loss", patience=int(patience)))
+    stopping = early_stopping(run)
+    if stopping:
+        callbacks.append(stopping)
     trainer = make_trainer(run, work_dir, ckpt_dir, callbacks)
     if resume:
         log.info("resuming from %s", resume)

@@ -80,24 +80,69 @@ class MaskedATACPretraining(L.LightningModule):
         return recipes.configure(self.recipe, [{"params": list(self.parameters())}], self.lr)
 
 
+ATAC_HEAD = ("head", "head_dense")  # the masked-ATAC head's modules (upstream's final_pointwise_conv, ...)
+
+
+def no_decay(name: str) -> bool:
+    """Parameters upstream's AdamW leaves out of weight decay: biases and norm layers' (``bn``, ``ln``)."""
+    return name.endswith("bias") or any(part in ("bn", "ln", "final_ln") for part in name.split("."))
+
+
 class ExpressionFinetuning(MaskedATACPretraining):
-    """Fine-tuning: expression loss per example + ``atac_scale`` x the masked-ATAC loss. The expression
-    head learns at ``head_lr`` (the source's second optimizer for the output heads), the rest at ``lr``."""
+    """Fine-tuning as upstream's ``train_model_rampage_finetune.py``: the expression loss per example
+    + ``atac_scale`` x the masked-ATAC loss (only the expression loss without ``predict_atac``).
+
+    Upstream trains with two AdamW optimizers, each with its own ``cos_w_warmup`` schedule (base rates
+    ``lr_base1``/``lr_base2``, here ``train.lr`` and ``head_lr``) and its own global gradient-norm clip:
+    the first over the trunk (and the ATAC head with ``predict_atac``), the second over the expression
+    head; biases and norm layers are left out of weight decay. Adam's update is per parameter, so one
+    torch optimizer with these parameter groups, each scheduled from its own base rate, steps exactly as
+    the two; :meth:`configure_gradient_clipping` clips each optimizer's gradients on their own. Without
+    ``predict_atac`` the ATAC head is in neither (it is not trained)."""
 
     def __init__(
-        self, model: EpiBERT, atac_scale: float, head_lr: float | None = None, **common: Any
+        self,
+        model: EpiBERT,
+        atac_scale: float,
+        head_lr: float | None = None,
+        predict_atac: bool = True,
+        **common: Any,
     ) -> None:
         super().__init__(model, **common)
         self.atac_scale, self.head_lr = atac_scale, head_lr or self.lr
+        self.predict_atac = predict_atac
         self.val_pearson_atac = PearsonCorrCoef()
 
-    def configure_optimizers(self) -> Any:
+    def optimizer_sets(self) -> list[list[tuple[str, torch.nn.Parameter]]]:
+        """Upstream's two optimizers' variables: ``[trunk (+ ATAC head), expression head]``."""
         named = list(self.model.named_parameters())
+        heads = [(n, p) for n, p in named if n.startswith(HEAD_PREFIX)]
+        trunk = [(n, p) for n, p in named if not n.startswith(HEAD_PREFIX)]
+        if not self.predict_atac:
+            trunk = [(n, p) for n, p in trunk if n.split(".")[0] not in ATAC_HEAD]
+        return [trunk, heads]
+
+    def configure_optimizers(self) -> Any:
         groups = [
-            {"params": [p for n, p in named if not n.startswith(HEAD_PREFIX)], "lr": self.lr},
-            {"params": [p for n, p in named if n.startswith(HEAD_PREFIX)], "lr": self.head_lr},
+            {"params": [p for n, p in named if no_decay(n) == skip], "lr": lr}
+            | ({"weight_decay": 0.0} if skip else {})
+            for named, lr in zip(self.optimizer_sets(), (self.lr, self.head_lr), strict=True)
+            for skip in (False, True)
         ]
-        return recipes.configure(self.recipe, groups, self.lr)
+        return recipes.configure(self.recipe, [g for g in groups if g["params"]], self.lr)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Upstream's ``global_clipnorm`` of each optimizer: the trunk's and the heads' gradient norms are
+        clipped separately (any other algorithm: Lightning's)."""
+        if not gradient_clip_val or gradient_clip_algorithm not in (None, "norm"):
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        for named in self.optimizer_sets():
+            torch.nn.utils.clip_grad_norm_([p for _, p in named], float(gradient_clip_val))
 
     def _losses(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         tracks = self(batch).float()
@@ -107,7 +152,7 @@ class ExpressionFinetuning(MaskedATACPretraining):
             batch["mask"],
             batch["rna"],
             self.total_weight,
-            self.atac_scale,
+            self.atac_scale if self.predict_atac else 0.0,
             self.loss_type,
         )
         return loss, rna_loss, atac_loss, tracks
@@ -172,4 +217,5 @@ def make_module(run: Run, model: EpiBERT, pretrained: Path | None = None) -> Mas
         **hyper,
         atac_scale=float(run.arch.get("atac_scale", 0.1)),
         head_lr=None if head_lr is None else float(head_lr),
+        predict_atac=bool(run.arch.get("predict_atac", True)),
     )
