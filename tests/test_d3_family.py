@@ -18,7 +18,13 @@ from tf2lightning.families.d3.diffusion import AbsorbingGraph, UniformGraph
 from tf2lightning.families.d3.lit import make_module
 from tf2lightning.families.d3.model import build, probe_inputs
 from tf2lightning.families.d3.synthetic import encode, generate, reverse_complement, signal_track
-from tf2lightning.families.d3.training import Settings, noise_parameter, plain_step, trainable
+from tf2lightning.families.d3.training import (
+    Settings,
+    accumulated_step,
+    noise_parameter,
+    plain_step,
+    trainable,
+)
 from tf2lightning.run import Run
 from tf2lightning.stages.parity import check_parity
 from tf2lightning.stages.weights import convert_weights
@@ -126,6 +132,33 @@ class _Losses(L.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
+def _assert_same_weights(model, shadow: list[torch.Tensor], module) -> list[torch.Tensor]:
+    """The plain loop's weights and EMA equal the module's (1e-6); returns the EMA tensors it followed."""
+    for (name, p), q in zip(model.named_parameters(), module.net.parameters(), strict=True):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=0, msg=name)
+    followed = [
+        e for e, p in zip(module.ema.parameters(), module.net.parameters(), strict=True) if p.requires_grad
+    ]
+    for s, q in zip(shadow, followed, strict=True):
+        torch.testing.assert_close(q, s, atol=1e-6, rtol=0)
+    return followed
+
+
+def _trainer(max_steps: int, recorder: _Losses, **extra: object) -> L.Trainer:
+    """A bare Trainer that clips as ``TRAIN`` says and records each batch's loss."""
+    return L.Trainer(
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=TRAIN["gradient_clip"],
+        limit_val_batches=0,
+        callbacks=[recorder],
+        **extra,
+    )
+
+
 @pytest.mark.parametrize(("arch", "graph"), [("Tran", "absorbing"), ("Conv", "uniform"), ("Tran", "uniform")])
 def test_plain_step_equals_lightning_step_after_resume(tmp_path: Path, arch: str, graph: str) -> None:
     """2 plain steps -> original checkpoint -> Lightning checkpoint; step 3 in both loops agrees."""
@@ -138,27 +171,12 @@ def test_plain_step_equals_lightning_step_after_resume(tmp_path: Path, arch: str
 
     module = make_module(run, build(run))
     recorder = _Losses()
-    trainer = L.Trainer(
-        max_steps=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        gradient_clip_val=TRAIN["gradient_clip"],
-        limit_val_batches=0,
-        callbacks=[recorder],
-    )
+    trainer = _trainer(3, recorder)
     loader = DataLoader([{"seq": codes[i], "activity": activity[i]} for i in range(len(codes))], batch_size=4)
     trainer.fit(module, train_dataloaders=loader, ckpt_path=tmp_path / "converted.ckpt")
     assert trainer.global_step == 3 and len(recorder.losses) == 1
     assert abs(recorder.losses[0] - plain_loss) <= 1e-6
-    for (name, p), q in zip(model.named_parameters(), module.net.parameters(), strict=True):
-        torch.testing.assert_close(q, p, atol=1e-6, rtol=0, msg=name)
-    followed = [
-        e for e, p in zip(module.ema.parameters(), module.net.parameters(), strict=True) if p.requires_grad
-    ]
-    for s, q in zip(shadow, followed, strict=True):
-        torch.testing.assert_close(q, s, atol=1e-6, rtol=0)
+    followed = _assert_same_weights(model, shadow, module)
     # the Lightning checkpoint trained here converts to upstream's layout: strict model, EMA list, optimizer
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     checkpoint.convert_file("to-original", tmp_path / "last.ckpt", tmp_path / "back.pth")
@@ -168,6 +186,38 @@ def test_plain_step_equals_lightning_step_after_resume(tmp_path: Path, arch: str
     for s, q in zip(back["ema"]["shadow_params"], followed, strict=True):
         assert torch.equal(s, q)
     assert len(back["optimizer"]["param_groups"][0]["params"]) == len(list(model.parameters())) + 1
+
+
+def test_accumulation_in_lightning_equals_the_plain_loop() -> None:
+    """``accumulate_grad_batches: 2`` (upstream's ``accum``): 2 optimizer steps over 4 micro-batches of 2 in
+    the plain loop and in Lightning give the same losses, weights and EMA."""
+    run = make_run("Tran", "uniform")
+    train = {**TRAIN, "accumulate_grad_batches": 2, "batch_size": 2}
+    run = Run("d3", run.dataset_name, run.arch_name, dataset=run.dataset, arch=run.arch, train=train, seed=5)
+    codes, activity = (torch.from_numpy(a) for a in upstream_batch(run))
+    torch.manual_seed(run.seed)
+    model = build(run)
+    start = build(run)
+    start.load_state_dict(model.state_dict())
+    settings = Settings.from_run(run)
+    assert settings.accum == 2
+    optimizer = settings.optimizer([*model.parameters(), noise_parameter()])
+    shadow = [p.detach().clone() for p in trainable(model)]
+    halves = [(codes[i : i + 2], activity[i : i + 2]) for i in (0, 2)]
+    plain = [accumulated_step(model, optimizer, shadow, settings, halves, s) for s in range(2)]
+    with pytest.raises(ValueError, match="1 micro-batches"):
+        plain_step(model, optimizer, shadow, settings, codes, activity, 2)
+
+    module = make_module(run, start)
+    recorder = _Losses()
+    trainer = _trainer(2, recorder, accumulate_grad_batches=2)
+    loader = DataLoader([{"seq": codes[i], "activity": activity[i]} for i in range(len(codes))], batch_size=2)
+    trainer.fit(module, train_dataloaders=loader)
+    assert trainer.global_step == 2 and len(recorder.losses) == 4
+    # the Trainer hands callbacks each micro-batch's loss already divided by accum
+    lit_means = [recorder.losses[i] + recorder.losses[i + 1] for i in (0, 2)]
+    np.testing.assert_allclose(lit_means, plain, rtol=0, atol=1e-5)
+    _assert_same_weights(model, shadow, module)
 
 
 def upstream_batch(run: Run) -> tuple[np.ndarray, np.ndarray]:

@@ -183,7 +183,8 @@ def default_precision() -> str:
 
 def make_trainer(run: Run, work_dir: Path, ckpt_dir: Path, callbacks: list[Callback]) -> L.Trainer:
     """The standard Trainer for every family; the family's ``train`` config sets its knobs: ``max_epochs``,
-    ``precision`` (default :func:`default_precision`), ``gradient_clip``, and where it runs:
+    ``precision`` (default :func:`default_precision`), ``gradient_clip``, ``accumulate_grad_batches`` (1),
+    and where it runs:
     ``accelerator`` (``auto``), ``devices`` (1), ``num_nodes`` (1), ``strategy`` (``auto``; ``ddp`` for
     data-parallel training over ``devices`` processes per node).
 
@@ -197,6 +198,7 @@ def make_trainer(run: Run, work_dir: Path, ckpt_dir: Path, callbacks: list[Callb
         strategy=cfg.get("strategy", "auto"),
         precision=cfg.get("precision") or default_precision(),
         gradient_clip_val=cfg.get("gradient_clip"),
+        accumulate_grad_batches=int(cfg.get("accumulate_grad_batches", 1)),
         callbacks=callbacks,
         plugins=[*cluster_plugins(cfg.get("devices", 1)), AtomicCheckpointIO()],
         logger=CSVLogger(work_dir, name="logs", version=0),

@@ -29,7 +29,7 @@ from tf2lightning.families.d3 import reference_forward, runfolder, upstream
 from tf2lightning.families.d3.datasets import dataset_kind
 from tf2lightning.families.d3.model import build, model_shape, probe_inputs
 from tf2lightning.families.d3.synthetic import generate, signal_track
-from tf2lightning.families.d3.training import Settings, noise_parameter, plain_step, trainable
+from tf2lightning.families.d3.training import Settings, accumulated_step, noise_parameter, trainable
 from tf2lightning.run import Run
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def write_data(run: Run, out_dir: Path) -> None:
 
 def legacy_settings(run: Run) -> Settings:
     """The plain loop's settings: ``run.arch`` ``legacy_*`` keys, falling back to ``run.train``."""
-    keys = ("lr", "warmup", "ema_decay", "gradient_clip", "weight_decay")
+    keys = ("lr", "warmup", "ema_decay", "gradient_clip", "weight_decay", "accumulate_grad_batches")
     train = {k: run.arch.get(f"legacy_{k}", run.train.get(k)) for k in keys}
     return Settings.from_run(run, {k: v for k, v in train.items() if v is not None})
 
@@ -77,9 +77,9 @@ def train_model(run: Run, data_dir: Path, out_dir: Path) -> None:
     losses = []
     n_steps = int(run.arch["legacy_steps"])
     for step in range(n_steps):
-        idx = next(batches)
-        seq, labels = torch.from_numpy(seqs[idx]), torch.from_numpy(activity[idx])
-        losses.append(plain_step(model, optimizer, shadow, settings, seq, labels, step))
+        micro = [next(batches) for _ in range(settings.accum)]
+        pairs = [(torch.from_numpy(seqs[idx]), torch.from_numpy(activity[idx])) for idx in micro]
+        losses.append(accumulated_step(model, optimizer, shadow, settings, pairs, step))
         if step % 50 == 0:
             log.info("step %d loss %.4f", step, losses[-1])
     write_run_folder(Path(out_dir), model, shadow, optimizer, n_steps, settings, run, batch_size)
@@ -101,7 +101,7 @@ def hydra_config(run: Run, settings: Settings, steps: int, batch_size: int) -> d
         "tokens": 4,
         "training": {
             "batch_size": batch_size,
-            "accum": 1,
+            "accum": settings.accum,
             "n_iters": steps,
             "snapshot_freq": steps,
             "ema": settings.ema_decay,

@@ -39,19 +39,26 @@ class D3Module(L.LightningModule):
         self.net = copy.deepcopy(model)
         self.ema = model.requires_grad_(False)
         self.noise_empty = noise_parameter()
+        self._steps_before = 0
 
     def forward(self, indices: torch.Tensor, labels: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return self.ema(indices, labels, sigma)
 
     def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         set_lr(self.optimizers().optimizer, self.settings, self.global_step)
+        self._steps_before = self.global_step
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = batch_loss(self.net, self.settings, batch["seq"], batch["activity"], self.global_step)
+        """Micro-batch ``batch_idx % accum`` of the step (the Trainer's ``accumulate_grad_batches`` divides
+        the loss by ``accum``, as the plain loop does)."""
+        micro = batch_idx % self.settings.accum
+        loss = batch_loss(self.net, self.settings, batch["seq"], batch["activity"], self.global_step, micro)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+        if self.global_step == self._steps_before:  # accumulating: no optimizer step yet
+            return
         followed = [
             e for e, p in zip(self.ema.parameters(), self.net.parameters(), strict=True) if p.requires_grad
         ]

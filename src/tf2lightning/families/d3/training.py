@@ -7,7 +7,7 @@ the same step, and a resumed run continues the same random stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +38,7 @@ class Settings:
     grad_clip: float | None
     weight_decay: float
     seed: int
+    accum: int = 1
 
     @classmethod
     def from_run(cls, run: Run, train: dict | None = None) -> Settings:
@@ -54,6 +55,7 @@ class Settings:
             grad_clip=None if clip is None else float(clip),
             weight_decay=float(cfg.get("weight_decay", 0.0)),
             seed=run.seed,
+            accum=int(cfg.get("accumulate_grad_batches", 1)),
         )
 
     def optimizer(self, params: Iterable[nn.Parameter]) -> torch.optim.AdamW:
@@ -95,9 +97,12 @@ def trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def batch_loss(model: nn.Module, settings: Settings, seq: Tensor, labels: Tensor, step: int) -> Tensor:
-    """The mean score-entropy loss of a batch with the random stream of ``step``."""
-    generator = step_generator(settings.seed, step)
+def batch_loss(
+    model: nn.Module, settings: Settings, seq: Tensor, labels: Tensor, step: int, micro: int = 0
+) -> Tensor:
+    """The mean score-entropy loss of micro-batch ``micro`` of optimizer step ``step``, with its random
+    stream (``step * accum + micro``: without accumulation, the stream of ``step``)."""
+    generator = step_generator(settings.seed, step * settings.accum + micro)
     losses = loss_per_sequence(model, settings.graph, settings.noise, seq.long(), labels.float(), generator)
     return losses.mean()
 
@@ -124,14 +129,34 @@ def plain_step(
     labels: Tensor,
     step: int,
 ) -> float:
-    """One plain-loop step in the upstream ``optimize_fn`` order: lr, loss, backward, clip, step, EMA."""
+    """One plain-loop step on one batch (``settings.accum`` must be 1): see :func:`accumulated_step`."""
+    return accumulated_step(model, optimizer, shadow, settings, [(seq, labels)], step)
+
+
+def accumulated_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    shadow: list[Tensor],
+    settings: Settings,
+    batches: Sequence[tuple[Tensor, Tensor]],
+    step: int,
+) -> float:
+    """One optimizer step over ``settings.accum`` micro-batches in upstream's order: lr; per micro-batch
+    loss / accum and backward; clip, step, EMA. Returns the micro-batches' mean loss."""
+    if len(batches) != settings.accum:
+        raise ValueError(
+            f"step {step}: {len(batches)} micro-batches, accumulate_grad_batches is {settings.accum}"
+        )
     model.train()
     set_lr(optimizer, settings, step)
     optimizer.zero_grad(set_to_none=True)
-    loss = batch_loss(model, settings, seq, labels, step)
-    loss.backward()
+    total = 0.0
+    for micro, (seq, labels) in enumerate(batches):
+        loss = batch_loss(model, settings, seq, labels, step, micro)
+        (loss / settings.accum).backward()
+        total += float(loss.detach())
     if settings.grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
     optimizer.step()
     ema_update(shadow, trainable(model), step + 1, settings.ema_decay)
-    return float(loss.detach())
+    return total / settings.accum
