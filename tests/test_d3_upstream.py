@@ -101,6 +101,13 @@ def test_run_folder_config_and_checkpoint_rules(tmp_path: Path) -> None:
     run = Run("d3", "deepstarr", "Tran", arch={"legacy_model": str(folder), "hidden_size": 32})
     with pytest.raises(ConfigError, match=r"hidden_size is 32.*has 24"):
         build(run)
+    # the noise too: a key that contradicts hydra/config.yaml (geometric, sigma 1e-4..20) names both
+    for key, value, theirs in (("noise", "loglinear", "geometric"), ("sigma_max", 10.0, "20")):
+        contradicting = Run("d3", "deepstarr", "Tran", arch={"legacy_model": str(folder), key: value})
+        with pytest.raises(ConfigError, match=rf"Tran\.{key} is {value!r}.*config\.yaml has '?{theirs}"):
+            build(contradicting)
+    agreeing = {"legacy_model": str(folder), "noise": "geometric", "sigma_min": 1e-4, "sigma_max": 20}
+    build(Run("d3", "deepstarr", "Tran", arch=agreeing))
     with pytest.raises(FormatError, match="not an upstream D3 run folder"):
         runfolder.resolve(tmp_path)
     # the numpy 1.x name of the pickled learning rate is on the allow-list too

@@ -114,6 +114,14 @@ def _agree(run: Run, path: Path, name: str, upstream: object) -> None:
         )
 
 
+def noise_keys(noise: dict[str, Any]) -> dict[str, object]:
+    """Upstream's ``noise`` section as our arch keys: noise, sigma_min, sigma_max, noise_eps."""
+    keys: dict[str, object] = {"noise": noise["type"]}
+    names = {"sigma_min": "sigma_min", "sigma_max": "sigma_max", "eps": "noise_eps"}
+    keys.update({ours: noise[theirs] for theirs, ours in names.items() if theirs in noise})
+    return keys
+
+
 def shape_of(run: Run, path: Path) -> Shape:
     """The module shape of an upstream run: sizes from ``hydra/config.yaml``, the rest from tensor shapes."""
     folder, checkpoint = resolve(path)
@@ -126,6 +134,8 @@ def shape_of(run: Run, path: Path) -> Shape:
     config_path = folder / CONFIG
     sizes = {k: model[k] for k in ("hidden_size", "cond_dim", "n_blocks", "n_heads")}
     for name, value in {**sizes, "dropout": model.get("dropout", 0.1), "graph": graph}.items():
+        _agree(run, config_path, name, value)
+    for name, value in noise_keys(config["noise"]).items():
         _agree(run, config_path, name, value)
     length = int(model["length"])
     if length != dataset_kind(run).length:
