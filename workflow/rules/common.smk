@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from tf2lightning.bench.family_hooks import declared_tasks
+from tf2lightning.bench.family_hooks import declared_tasks, extra_tables
 from tf2lightning.config import validate_families
 from tf2lightning.errors import ConfigError
 from tf2lightning.families import family_module, family_package_file, family_spec
@@ -165,7 +165,7 @@ def bench_tables(wildcards):
         tables.append(f"{prefix}_{wildcards.arch}/bench/training.tsv")
     if "loading" in tasks or "convert" in tasks:
         tables.append(f"{prefix}/bench/data.tsv")
-    return tables
+    return tables + extra_tables(wildcards.family)
 
 
 def report_targets():

@@ -34,6 +34,13 @@ def declared_tasks(family: str) -> tuple[str, ...]:
     return (*base, *(t for t in extra if t not in base))
 
 
+def extra_tables(family: str) -> list[str]:
+    """Benchmark TSVs written outside the workflow that the family's report pages show too (its
+    ``bench.extra_tables()``, e.g. a size too slow for the demo); none by default."""
+    module = bench_module(family)
+    return list(module.extra_tables()) if module and hasattr(module, "extra_tables") else []
+
+
 def hook(family: str, name: str) -> Callable[..., Any]:
     """A named factory of the family's bench module; a missing one is an error naming the family and hook."""
     module = bench_module(family)

@@ -17,13 +17,21 @@ from typing import Any
 import numpy as np
 
 from tf2lightning.core.hdf5_store import first_rows
-from tf2lightning.families.epibert.data import EXAMPLE_KEYS
+from tf2lightning.families.epibert.data import CODE_OF_ASCII, EXAMPLE_KEYS
 from tf2lightning.families.epibert.draws import draw, stack
 from tf2lightning.families.epibert.geometry import cell_type, geometry, mask_rate
 from tf2lightning.families.epibert.modes import is_finetune
+from tf2lightning.families.epibert.synthetic import generate
 from tf2lightning.run import Run
 
 TASKS = ("inference", "training", "loading", "convert")
+PUBLISHED_TABLES = "results/epibert/published/bench/training_*.tsv"
+"""Where ``benchmarks/epibert_published_training.py`` writes the published-size training comparison."""
+
+
+def extra_tables() -> list[str]:
+    """The published-size training tables that exist (none unless that script was run), for the report."""
+    return sorted(str(p) for p in Path().glob(PUBLISHED_TABLES))
 DRAW = "draw_"
 
 
@@ -31,7 +39,27 @@ def train_batch(run: Run, h5: Path, batch_size: int) -> dict[str, np.ndarray]:
     """The first ``batch_size`` training rows as stored (``rna`` too when fine-tuning) and one set of
     draws per row (``draw_<name>``) from ``default_rng(run.seed)``."""
     keys = (*EXAMPLE_KEYS, "rna") if is_finetune(run.arch) else EXAMPLE_KEYS
-    rows = first_rows(h5, "train", batch_size, keys)
+    return with_draws(run, first_rows(h5, "train", batch_size, keys))
+
+
+def synthetic_train_batch(run: Run, batch_size: int) -> dict[str, np.ndarray]:
+    """:func:`train_batch` of ``batch_size`` synthetic rows (:mod:`~tf2lightning.families.epibert.synthetic`)
+    as the converter stores them, for sizes without a converted dataset (the published one)."""
+    geo = geometry(run)
+    made = generate(np.random.default_rng(run.seed), geo, cell_type(run), batch_size, "train")
+    rows = {
+        "sequence": np.stack([CODE_OF_ASCII[np.frombuffer(e.sequence, np.uint8)] for e in made]),
+        "atac": np.stack([e.atac[:, 0] for e in made]),
+        "peaks_center": np.stack([e.peaks_center.astype(np.uint8) for e in made]),
+        "motif_activity": np.stack([e.motif_activity for e in made]),
+    }
+    if is_finetune(run.arch):
+        rows["rna"] = np.stack([e.rna.reshape(-1) for e in made])
+    return with_draws(run, rows)
+
+
+def with_draws(run: Run, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``rows`` and one set of draws per row (``draw_<name>``) from ``default_rng(run.seed)``."""
     rng, geo = np.random.default_rng(run.seed), geometry(run)
     draws = stack([draw(rng, geo) for _ in range(len(rows["sequence"]))])
     return {**rows, **{DRAW + k: v for k, v in draws.items()}}
