@@ -23,6 +23,7 @@ demo: $(STAMP)
 	@echo "Report: $(CURDIR)/results/report.zip (unzip, open report.html); pages in $(CURDIR)/results/report/"
 	@echo "Evaluations (eval.tsv of each combination):"
 	@$(BIN)/python -c 'import yaml; from tf2lightning.run import iter_runs; c = yaml.safe_load(open("config/config.yaml")); [print(f"  $(CURDIR)/results/{t}/eval.tsv") for t in c.get("targets") or [f"{f}/{d}_{a}" for f, d, a in iter_runs(c)]]'
+	$(BIN)/python -m tf2lightning.claims config/config.yaml results
 
 # The larger demo: every configured combination (about an hour on 2 cores).
 demo-large: $(STAMP)
