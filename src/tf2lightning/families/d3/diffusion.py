@@ -149,6 +149,10 @@ class UniformGraph(Graph):
 
     def score_entropy(self, log_score: Tensor, sigma: Tensor, xt: Tensor, x0: Tensor) -> Tensor:
         n = self.n_tokens
+        # The score at the current token cancels out of every term below (upstream's formula adds and
+        # subtracts it), so it gets no gradient and a network without scatter-to-zero (Conv) lets it drift;
+        # once it passes ~88, exp() overflows and inf - inf is NaN. Setting it to 0 leaves the loss unchanged.
+        log_score = log_score.scatter(-1, xt[..., None], 0.0)
         esigm1 = _expm1(sigma)[:, None].expand_as(xt)
         ratio = 1 - n / (esigm1 + n)  # true score p_t(y) / p_t(xt) for y != xt when xt == x0
         at_xt = log_score.gather(-1, xt[..., None]).squeeze(-1)
