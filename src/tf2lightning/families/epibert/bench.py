@@ -32,6 +32,8 @@ PUBLISHED_TABLES = "results/epibert/published/bench/training_*.tsv"
 def extra_tables() -> list[str]:
     """The published-size training tables that exist (none unless that script was run), for the report."""
     return sorted(str(p) for p in Path().glob(PUBLISHED_TABLES))
+
+
 DRAW = "draw_"
 
 
