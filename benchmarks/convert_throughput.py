@@ -71,13 +71,7 @@ def epibert_records(n: int, seed: int = 0) -> list[bytes]:
     """``n`` upstream-layout ``tf.train.Example`` records (sequence, float16/int32 tensors, rna)."""
     out = []
     for example in generate(np.random.default_rng(seed), geometry(EPIBERT), "K562", n, "train"):
-        tensors = {
-            "atac": example.atac.astype(np.float16),
-            "peaks": example.peaks.astype(np.int32),
-            "peaks_center": example.peaks_center.astype(np.int32),
-            "motif_activity": example.motif_activity.astype(np.float16),
-            "rna": example.rna.astype(np.float16),
-        }
+        tensors = example.tensors()
         features = {name: [encode_tensor(value)] for name, value in tensors.items()}
         out.append(encode_example({**features, "sequence": example.sequence, "interval": example.interval}))
     return out

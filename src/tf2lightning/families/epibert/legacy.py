@@ -60,13 +60,7 @@ def _feature(value: bytes) -> tf.train.Feature:
 
 def serialize(example: Example) -> bytes:
     """One upstream-format ``tf.train.Example``: raw ASCII sequence, serialized float16/int32 tensors."""
-    tensors = {
-        "atac": example.atac.astype(np.float16),
-        "peaks": example.peaks.astype(np.int32),
-        "peaks_center": example.peaks_center.astype(np.int32),
-        "motif_activity": example.motif_activity.astype(np.float16),
-        "rna": example.rna.astype(np.float16),
-    }
+    tensors = example.tensors()
     feature = {name: _feature(tf.io.serialize_tensor(tf.constant(v)).numpy()) for name, v in tensors.items()}
     feature["sequence"] = _feature(example.sequence)
     feature["interval"] = _feature(example.interval)

@@ -42,6 +42,16 @@ class Example:
     interval: bytes
     rna: np.ndarray  # float16 (n_tokens, 1): expression counts per token (the fine-tuning target)
 
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The serialized-tensor features with upstream's pretraining writer's dtypes (float16, int32)."""
+        return {
+            "atac": self.atac.astype(np.float16),
+            "peaks": self.peaks.astype(np.int32),
+            "peaks_center": self.peaks_center.astype(np.int32),
+            "motif_activity": self.motif_activity.astype(np.float16),
+            "rna": self.rna.astype(np.float16),
+        }
+
 
 def cell_type_activity(cell_type: str, n_motifs: int) -> np.ndarray:
     """The fixed motif activity profile of a cell type (float32 in [0, 1]), seeded by its name."""
