@@ -3,6 +3,7 @@
 tf2lightning predict results/dga/domains_CnnLstm/train/model.pt domains.txt   # or '-' for stdin
 tf2lightning validate-config config/config.yaml
 tf2lightning bench-table results/epibert/*/bench/*.tsv   # the benchmark rows as a Markdown table
+tf2lightning bench-table results   # the README's benchmark tables and machine line from a finished run
 tf2lightning install-profile profiles/slurm   # -> ~/.config/snakemake/slurm: `snakemake --profile slurm all`
 """
 
@@ -37,9 +38,15 @@ def _validate_config(args: argparse.Namespace) -> None:
 
 
 def _bench_table(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from tf2lightning.bench.readme_tables import readme_tables
     from tf2lightning.bench.suite import markdown_table
     from tf2lightning.core.tsv import read_tsv
 
+    if len(args.tables) == 1 and Path(args.tables[0]).is_dir():
+        print(readme_tables(Path(args.tables[0])))
+        return
     print(markdown_table([row for path in args.tables for row in read_tsv(path)]))
 
 
@@ -77,8 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(handler=_validate_config)
 
-    table = commands.add_parser("bench-table", help="benchmark TSVs (bench/*.tsv) as one Markdown table")
-    table.add_argument("tables", nargs="+", help="the TSVs the benchmark rules wrote")
+    table = commands.add_parser(
+        "bench-table",
+        help="benchmark TSVs (bench/*.tsv) as one Markdown table; a results directory: the README's tables",
+    )
+    table.add_argument(
+        "tables", nargs="+", help="the TSVs the benchmark rules wrote, or one results directory of a run"
+    )
     table.set_defaults(handler=_bench_table)
 
     install = commands.add_parser(

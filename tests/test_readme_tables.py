@@ -1,0 +1,140 @@
+"""``tf2lightning bench-table <results>``: the README's benchmark tables from a run's bench TSVs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tf2lightning.cli import main
+from tf2lightning.core.tsv import write_tsv
+
+# Columns in another order than the bench rules write them, one they do not write, and some they do left
+# out: the tables read columns by name.
+COLUMNS = ["variant", "family", "dataset", "arch", "task", "unit", "rate", "baseline", "ratio", "status"]
+COLUMNS += ["batch_size", "threads", "peak_rss_mb", "max_abs_err_vs_tf", "something_new"]
+
+
+def row(family: str, dataset: str, arch: str, task: str, variant: str, rate: float, **extra: object) -> dict:
+    base = {"family": family, "dataset": dataset, "arch": arch, "task": task, "variant": variant}
+    defaults = {"unit": "examples", "baseline": "", "ratio": "", "status": "ok", "batch_size": 64}
+    cells = {"threads": 1, "peak_rss_mb": "", "max_abs_err_vs_tf": "", "something_new": "x"}
+    return {**base, **defaults, **cells, "rate": rate, **extra}
+
+
+def write(results: Path, where: str, rows: list[dict]) -> None:
+    path = results / where
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_tsv(path, rows, COLUMNS)
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    results = tmp_path / "results"
+    tf, keras = {"baseline": "tf.function"}, {"baseline": "keras train step"}
+    write(
+        results,
+        "dga/domains_CnnLstm/bench/inference.tsv",
+        [
+            row("dga", "domains", "CnnLstm", "inference", "tf.function", 2000.0, ratio=1.0, **tf),
+            row(
+                "dga",
+                "domains",
+                "CnnLstm",
+                "inference",
+                "eager",
+                3000.0,
+                ratio=1.5,
+                max_abs_err_vs_tf=8.9e-8,
+                **tf,
+            ),
+            row(
+                "dga",
+                "domains",
+                "CnnLstm",
+                "generic_route",
+                "tf2onnx+onnx2torch",
+                "",
+                status="not installed",
+                **tf,
+            ),
+            row("dga", "domains", "CnnLstm", "inference", "brand new variant", 10.0, ratio=0.005, **tf),
+        ],
+    )
+    write(
+        results,
+        "clair3/ont_F/bench/training.tsv",
+        [
+            row("clair3", "ont", "F", "training", "keras train step", 400.0, ratio=1.0, **keras),
+            row("clair3", "ont", "F", "training", "plain loop", 800.0, ratio=2.0, **keras),
+            row("clair3", "ont", "F", "training", "lightning", 900.0, ratio=2.25, **keras),
+        ],
+    )
+    plain = {"baseline": "plain loop"}
+    write(
+        results,
+        "d3/deepstarr_Tran/bench/training.tsv",
+        [
+            row("d3", "deepstarr", "Tran", "training", "plain loop", 200.0, ratio=1.0, **plain),
+            row("d3", "deepstarr", "Tran", "training", "lightning", 180.0, ratio=0.9, **plain),
+        ],
+    )
+    data = {"baseline": "tf.data"}
+    write(
+        results,
+        "clair3/ont/bench/data.tsv",
+        [
+            row("clair3", "ont", "pileup", "loading", "tf.data", 6000.0, ratio=1.0, **data),
+            row("clair3", "ont", "pileup", "loading", "DataModule 0 workers", 18000.0, ratio=3.0, **data),
+            row("clair3", "ont", "full_alignment", "loading", "tf.data", 400.0, ratio=1.0, **data),
+            row(
+                "clair3",
+                "ont",
+                "full_alignment",
+                "loading",
+                "DataModule 0 workers",
+                4000.0,
+                ratio=10.0,
+                **data,
+            ),
+            row("clair3", "ont", "", "convert", "convert", 7.0, unit="MB"),
+            row("clair3", "ont", "", "convert", "convert", 1500.0, unit="examples"),
+        ],
+    )
+    write(
+        results,
+        "tabular/wine/bench/data.tsv",
+        [row("tabular", "wine", "", "convert", "convert", 1.5, unit="MB")],
+    )
+    machine = {"cpu": "AMD EPYC", "cpus_usable": 2, "cpu_count": 2, "gpus": [], "python": "3.11.7"}
+    (results / "report").mkdir()
+    (results / "report/machine.json").write_text(json.dumps({**machine, "versions": {"torch": "2.13.0"}}))
+    return results
+
+
+def test_one_command_prints_every_readme_table(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench-table", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Machine: AMD EPYC (2 of 2 cores usable), no GPU, Python 3.11.7, torch 2.13.0")
+    lines = out.splitlines()
+    assert "| inference | TF `tf.function` (baseline) | 2,000 examples/s | 1.00 | – | – |" in lines
+    assert "| inference | torch eager | 3,000 examples/s | 1.50 | 8.9e-08 | – |" in lines
+    assert "| inference | tf2onnx → onnx2torch (generic route) | failed: not installed | – | – | – |" in lines
+    assert "| inference | brand new variant | 10 examples/s | 0.01 | – | – |" in lines  # unknown: own name
+    assert "| d3 | deepstarr_Tran | 200 examples/s | 180 examples/s | 0.90 |" in lines
+    assert "| clair3 | ont_F | 400 examples/s | 800 examples/s | 900 examples/s | 2.25 |" in lines
+    header = "| data | legacy pipeline (baseline) | HDF5 DataModule, 0 workers | converter |"
+    assert header in lines
+    pileup = "| 6,000 examples/s (tf.data) | 18,000 examples/s (3.00×) | 7 MB/s, 1,500 examples/s |"
+    assert f"| clair3 ont, pileup {pileup}" in lines  # every convert row of the dataset, in its own unit
+    assert "| clair3 ont, full_alignment | 400 examples/s (tf.data) | 4,000 examples/s (10.00×) |  |" in lines
+    assert "| tabular wine | – | – | 1.5 MB/s |" in lines
+    assert "training, plain loop vs Lightning (batch 64, threads 1; " in out
+
+
+def test_a_results_dir_without_bench_rows_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench-table", str(tmp_path)]) == 1
+    assert "no such file" in capsys.readouterr().err
