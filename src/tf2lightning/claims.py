@@ -8,7 +8,7 @@ dga        ``accuracy > majority_class_accuracy + 0.1``
 tabular    ``accuracy > majority_class_accuracy + 0.1``
 clair3     every head: ``<head>_accuracy > <head>_majority_accuracy``
 epibert    masked-ATAC Pearson ``> 0.3`` (``pearson_r`` of ``pretrain``, ``atac_pearson_r`` of a
-           fine-tuned run) and, fine-tuned, expression ``pearson_r > 0``
+           fine-tuned run) and, fine-tuned, expression ``pearson_r > 0.1``
 d3         ``mse_ratio_diffusion_to_random < 1`` (designed sequences nearer their target activity
            than random DNA, by the oracle)
 =========  =====================================================================================
@@ -31,6 +31,9 @@ from tf2lightning.run import iter_runs
 
 ACCURACY_MARGIN = 0.1
 EPIBERT_ATAC_PEARSON_FLOOR = 0.3
+EPIBERT_EXPRESSION_PEARSON_FLOOR = 0.1
+"""Above chance: over the demo's 5,952 test bins an unrelated prediction's r has a standard deviation of
+about 0.013, so ``> 0`` would pass half the time; runs read 0.27-0.33 (demo) and 0.28-0.32 (tiny test)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def claims_for(family: str, metrics: Mapping[str, float]) -> list[Claim]:
         if "atac_pearson_r" in metrics:  # fine-tuned: expression is pearson_r, the ATAC head is kept
             return [
                 Claim("atac_pearson_r", ">", EPIBERT_ATAC_PEARSON_FLOOR),
-                Claim("pearson_r", ">", 0.0),
+                Claim("pearson_r", ">", EPIBERT_EXPRESSION_PEARSON_FLOOR),
             ]
         return [Claim("pearson_r", ">", EPIBERT_ATAC_PEARSON_FLOOR)]
     if family == "d3":
