@@ -106,6 +106,7 @@ def test_encode_domains_edge_cases() -> None:
 def test_tf_encoder_matches_numpy(legacy_dir: tuple[Path, dict[str, Any]]) -> None:
     _, child = legacy_dir
     expected = encode_domains(TRICKY, CONFIG["dataset"]["max_len"])
+    # Exact on purpose: integer token ids, no floating point on either path.
     assert np.array_equal(np.array(child["tricky_tokens"]), expected)
 
 
@@ -179,6 +180,7 @@ def test_h5_and_checkpoint_hold_the_same_weights(legacy_dir: tuple[Path, dict[st
     root, _ = legacy_dir
     h5, ckpt = _read_weights(root, "h5"), _read_weights(root, "ckpt")
     assert sorted(h5) == sorted(ckpt)
+    # Exact on purpose: the same variables saved twice by one process, read back as stored bytes (no math).
     assert all(np.array_equal(h5[k], ckpt[k]) for k in h5)
 
 

@@ -85,7 +85,7 @@ def weight_map(conv_kernel: Transform) -> WeightMap:
 @pytest.fixture(scope="module")
 def legacy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("legacy")
-    run_tf(TF_CHILD, out, timeout=300)
+    run_tf(TF_CHILD, out, timeout=300)  # a hang backstop, not a speed check: the child takes seconds
     return out
 
 
