@@ -14,7 +14,13 @@ from tf2lightning.core.torch_weights import load_mapped, target_spec
 from tf2lightning.errors import FormatError
 from tf2lightning.families.d3 import checkpoint, legacy, upstream, weights
 from tf2lightning.families.d3.datasets import KINDS, label_shape
-from tf2lightning.families.d3.diffusion import AbsorbingGraph, UniformGraph
+from tf2lightning.families.d3.diffusion import (
+    AbsorbingGraph,
+    GeometricNoise,
+    UniformGraph,
+    denoise_probs,
+    step_probs,
+)
 from tf2lightning.families.d3.lit import make_module
 from tf2lightning.families.d3.model import build, probe_inputs
 from tf2lightning.families.d3.synthetic import encode, generate, reverse_complement, signal_track
@@ -280,3 +286,45 @@ def test_parity_stage_against_the_numpy_reference_of_a_plain_loop_run(tmp_path: 
     check_parity(run, tmp_path / "reference.h5", [tmp_path / "pth.safetensors"], tmp_path / "parity.tsv")
     table = (tmp_path / "parity.tsv").read_text()
     assert table.startswith("# verdict: PASS\n") and "log_score" in table
+
+
+class _DriftedAtCurrentToken(torch.nn.Module):
+    """Fixed log-scores, with 120 (past float32 ``exp``) at the current token where ``drift`` is set."""
+
+    def __init__(self, log_score: torch.Tensor, drift: torch.Tensor) -> None:
+        super().__init__()
+        self.log_score, self.drift = log_score, drift
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        at_x = torch.where(self.drift, 120.0, self.log_score.gather(-1, x[..., None]).squeeze(-1))
+        return self.log_score.scatter(-1, x[..., None], at_x[..., None])
+
+
+def test_analytic_step_and_denoiser_survive_a_drifted_current_token_score() -> None:
+    """Where upstream's float32 step overflows, ours gives upstream's probabilities up to a per-position
+    factor (float64 evaluation of the same formula), so a Gumbel draw is upstream's; elsewhere exactly."""
+    graph, noise = UniformGraph(), GeometricNoise(1e-4, 20.0)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 4, (2, 7), generator=gen)
+    drift = torch.zeros(2, 7, dtype=torch.bool)
+    drift[0, 2] = drift[1, 5] = True
+    model = _DriftedAtCurrentToken(torch.randn(2, 7, 4, generator=gen), drift)
+    labels = torch.zeros(2, 2)
+    with torch.no_grad():
+        got = step_probs(model, graph, noise, x, labels, 0.7, 0.05, "analytic").double()
+        den = denoise_probs(model, graph, noise, x, labels, 1e-5).double()
+        t = torch.full((2,), 0.7, dtype=torch.float64)
+        log_score = model(x, labels, noise.total(t.float())).double()
+        want = graph.analytic_probs(x, log_score.exp(), noise.total(t), noise.total(t - 0.05))
+        sigma0 = noise.total(torch.full((2,), 1e-5, dtype=torch.float64))
+        want_den = graph.analytic_probs(x, log_score.exp(), sigma0, torch.zeros_like(sigma0))
+        upstream_f32 = graph.analytic_probs(
+            x, log_score.float().exp(), noise.total(t.float()), noise.total(t.float() - 0.05)
+        )
+    assert not torch.isfinite(upstream_f32[drift]).any()  # what plain exp() gives in float32
+    for ours, ref in ((got, want), (den, want_den)):
+        assert torch.isfinite(ours).all()
+        torch.testing.assert_close(
+            ours / ours.sum(-1, keepdim=True), ref / ref.sum(-1, keepdim=True), rtol=1e-5, atol=1e-6
+        )
+        torch.testing.assert_close(ours[~drift], ref[~drift], rtol=1e-5, atol=0)

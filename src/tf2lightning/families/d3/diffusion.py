@@ -227,6 +227,26 @@ def loss_per_sequence(
     return (rate[:, None] * graph.score_entropy(log_score, sigma, xt, x0)).sum(-1)
 
 
+MAX_LOG_SCORE = 50.0  # exp(50 + sigma_max + log 4) stays far below float32's largest number
+
+
+def analytic_score(graph: Graph, log_score: Tensor) -> Tensor:
+    """The scores the analytic step and the denoiser take: ``exp(log_score)``, except that on the uniform
+    graph a position whose largest log-score exceeds ``MAX_LOG_SCORE`` is divided by
+    ``exp(max - MAX_LOG_SCORE)``.
+
+    The uniform graph's analytic step is linear in a position's scores and a Gumbel draw ignores a
+    per-position factor, so the draws are upstream's (and the probabilities too wherever upstream's are
+    finite); only the overflow is avoided: upstream's Conv leaves the score at the current token untrained,
+    free to drift past ``exp``'s float32 range, and then every token's probability is ``inf`` and the draw is
+    always ``A``. (The absorbing graph's step is not scale-free; its scores stay ``exp``.)
+    """
+    if graph.absorbing:
+        return log_score.exp()
+    excess = (log_score.amax(-1, keepdim=True) - MAX_LOG_SCORE).clamp(min=0.0)
+    return (log_score - excess).exp()
+
+
 def gumbel_draw(probs: Tensor, generator: torch.Generator) -> Tensor:
     """Upstream's categorical draw of unnormalised ``probs`` (B, L, K) -> (B, L):
     ``argmax(p / (1e-10 - log(U + 1e-10)))``, ``U`` from the CPU ``generator``."""
@@ -239,7 +259,8 @@ def denoise_probs(
 ) -> Tensor:
     """Upstream's final ``Denoiser`` step at ``t = eps``: the analytic step to ``sigma = 0``."""
     sigma = noise.total(torch.full((x.shape[0],), eps, device=x.device))
-    probs = graph.analytic_probs(x, model(x, labels, sigma).exp(), sigma, torch.zeros_like(sigma))
+    score = analytic_score(graph, model(x, labels, sigma))
+    probs = graph.analytic_probs(x, score, sigma, torch.zeros_like(sigma))
     return probs[..., :N_NUCLEOTIDES]
 
 
@@ -256,10 +277,10 @@ def step_probs(
     """One reverse step's unnormalised probabilities at ``t`` with step ``dt`` (upstream's predictors)."""
     t_vec = torch.full((x.shape[0],), t, device=x.device)
     sigma_t = noise.total(t_vec)
-    score = model(x, labels, sigma_t).exp()
+    log_score = model(x, labels, sigma_t)
     if predictor == "analytic":
-        return graph.analytic_probs(x, score, sigma_t, noise.total(t_vec - dt))
-    return graph.reverse_probs(x, score, noise.rate(t_vec) * dt)
+        return graph.analytic_probs(x, analytic_score(graph, log_score), sigma_t, noise.total(t_vec - dt))
+    return graph.reverse_probs(x, log_score.exp(), noise.rate(t_vec) * dt)
 
 
 @torch.no_grad()
