@@ -11,6 +11,10 @@ The workflow converts every shard in its own job and :func:`gather` writes ``dat
 virtual dataset concatenating the shards' rows (the shard files stay where they are, referenced by paths
 relative to ``data.h5``), so every reader of ``data.h5`` (``H5Examples``, ``read_all``, the DataModules)
 reads it unchanged. A changed input file reconverts its own shard only.
+
+A file of several tables of different lengths (Clair3: ``pileup/`` and ``full_alignment/``) keeps each
+table in an HDF5 group: a shard then holds the rows of one table, its datasets in that group, and each
+group of ``data.h5`` gathers the shards that hold it.
 """
 
 from __future__ import annotations
@@ -53,19 +57,31 @@ def shard_name(legacy_dir: str | os.PathLike[str], path: str | os.PathLike[str])
     return "__".join(_SAFE.sub("_", part) for part in relative.parts)
 
 
-def _layout(h5: h5py.File, where: str) -> dict[str, tuple[np.dtype, tuple[int, ...], int]]:
-    """``{dataset: (dtype, row shape, rows)}`` of one shard, checked for one length."""
-    fields = {
-        name: (obj.dtype, obj.shape[1:], obj.shape[0])
-        for name, obj in h5.items()
-        if isinstance(obj, h5py.Dataset)
-    }
-    if not fields:
+Layout = dict[str, tuple[np.dtype, tuple[int, ...], int]]
+
+
+def _layout(h5: h5py.File, where: str) -> tuple[str, Layout]:
+    """The shard's group (``""``: the file's root) and ``{dataset: (dtype, row shape, rows)}`` in it,
+    checked for one group and one length."""
+    found: dict[str, h5py.Dataset] = {}
+
+    def keep(name: str, obj: object) -> None:  # visititems stops at a callback returning a value
+        if isinstance(obj, h5py.Dataset):
+            found[name] = obj
+
+    h5.visititems(keep)
+    if not found:
         raise FormatError(f"{where}: no datasets in the shard")
+    groups = sorted({name.rpartition("/")[0] for name in found})
+    if len(groups) != 1:
+        raise FormatError(f"{where}: datasets in several groups {groups}; a shard holds one table")
+    fields = {
+        name.rpartition("/")[2]: (obj.dtype, obj.shape[1:], obj.shape[0]) for name, obj in found.items()
+    }
     lengths = {rows for _, _, rows in fields.values()}
     if len(lengths) != 1:
         raise FormatError(f"{where}: datasets of different lengths {sorted(lengths)} in the shard")
-    return fields
+    return groups[0], fields
 
 
 def _common_dtype(name: str, dtypes: list[np.dtype], where: list[str]) -> np.dtype:
@@ -106,30 +122,8 @@ def _merge_attrs(shards: list[dict[str, Any]], where: list[str]) -> dict[str, An
     return merged
 
 
-def gather(shard_files: Sequence[str | os.PathLike[str]], out_h5: str | os.PathLike[str]) -> int:
-    """Write ``out_h5`` as virtual datasets over ``shard_files`` (in order); return the row count.
-
-    Every shard must have the same fields (dtype and row shape) and the same attributes, except the
-    per-shard counts in :data:`MERGED_ATTRS`. The shards are referenced relative to ``out_h5``'s folder.
-    Adds the attributes ``shards`` (file names relative to ``out_h5``) and ``shard_rows``.
-    """
-    if not shard_files:
-        raise FormatError(f"{out_h5}: no shards to gather")
-    out = Path(out_h5)
-    files = [Path(f) for f in shard_files]
-    where = [str(f) for f in files]
-    layouts, attrs = [], []
-    for path in files:
-        try:
-            with h5py.File(path, "r") as h5:
-                layouts.append(_layout(h5, str(path)))
-        except OSError as error:
-            raise FormatError(f"{path}: not a readable HDF5 shard: {error}") from None
-        attrs.append(read_attrs(path))
-        stored = attrs[-1].get("n_examples")
-        rows = next(iter(layouts[-1].values()))[2]
-        if stored is not None and int(stored) != rows:
-            raise FormatError(f"{path}: attribute n_examples is {stored}, but the shard holds {rows} rows")
+def _check_fields(layouts: list[Layout], where: list[str]) -> None:
+    """The shards of one table have the same fields, each with the same row shape."""
     names = list(layouts[0])
     for layout, name in zip(layouts, where, strict=True):
         if list(layout) != names:
@@ -140,25 +134,73 @@ def gather(shard_files: Sequence[str | os.PathLike[str]], out_h5: str | os.PathL
                     f"{name}: field {field!r} has rows of shape {layout[field][1]}, "
                     f"but {where[0]} has {layouts[0][field][1]}"
                 )
+
+
+def _write_table(h5: h5py.Group, layouts: list[Layout], where: list[str], relative: list[str]) -> int:
+    """One table's virtual datasets in ``h5`` (the file or a group) over its shards; returns its rows."""
+    _check_fields(layouts, where)
     counts = [next(iter(layout.values()))[2] for layout in layouts]
-    total = int(sum(counts))
-    merged = _merge_attrs(attrs, where)
+    prefix = "" if h5.name == "/" else f"{h5.name.lstrip('/')}/"
+    for field in layouts[0]:
+        dtype = _common_dtype(field, [layout[field][0] for layout in layouts], where)
+        shape = layouts[0][field][1]
+        virtual = h5py.VirtualLayout(shape=(sum(counts), *shape), dtype=dtype)
+        start = 0
+        for source, rows in zip(relative, counts, strict=True):
+            if rows:
+                virtual[start : start + rows] = h5py.VirtualSource(
+                    source, prefix + field, shape=(rows, *shape)
+                )
+            start += rows
+        h5.create_virtual_dataset(field, virtual)
+    h5.attrs["shards"] = _attr_value(relative)
+    h5.attrs["shard_rows"] = _attr_value(counts)
+    h5.attrs["n_examples"] = int(sum(counts))
+    return int(sum(counts))
+
+
+def gather(shard_files: Sequence[str | os.PathLike[str]], out_h5: str | os.PathLike[str]) -> int:
+    """Write ``out_h5`` as virtual datasets over ``shard_files`` (in order); return the row count.
+
+    The shards of a table (the file's root, or a group: see the module's doc) must have the same fields
+    (dtype and row shape); every shard must have the same (root) attributes, except the per-shard counts
+    in :data:`MERGED_ATTRS`. The shards are referenced relative to ``out_h5``'s folder. Each table gets the
+    attributes ``n_examples``, ``shards`` (file names relative to ``out_h5``) and ``shard_rows``.
+    """
+    if not shard_files:
+        raise FormatError(f"{out_h5}: no shards to gather")
+    out = Path(out_h5)
+    files = [Path(f) for f in shard_files]
+    tables: dict[str, list[int]] = {}
+    layouts, attrs = [], []
+    for index, path in enumerate(files):
+        try:
+            with h5py.File(path, "r") as h5:
+                group, layout = _layout(h5, str(path))
+        except OSError as error:
+            raise FormatError(f"{path}: not a readable HDF5 shard: {error}") from None
+        tables.setdefault(group, []).append(index)
+        layouts.append(layout)
+        attrs.append(read_attrs(path))
+        stored = attrs[-1].get("n_examples")
+        rows = next(iter(layout.values()))[2]
+        if stored is not None and int(stored) != rows:
+            raise FormatError(f"{path}: attribute n_examples is {stored}, but the shard holds {rows} rows")
+    if "" in tables and len(tables) > 1:
+        named = next(files[tables[g][0]] for g in tables if g)
+        raise FormatError(f"{named}: rows in a group, but {files[tables[''][0]]} has them at the root")
+    merged = _merge_attrs(attrs, [str(f) for f in files])
     relative = [os.path.relpath(path.resolve(), out.resolve().parent) for path in files]
+    total = 0
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
-        for field in names:
-            dtype = _common_dtype(field, [layout[field][0] for layout in layouts], where)
-            shape = layouts[0][field][1]
-            layout = h5py.VirtualLayout(shape=(total, *shape), dtype=dtype)
-            start = 0
-            for source, rows in zip(relative, counts, strict=True):
-                if rows:
-                    layout[start : start + rows] = h5py.VirtualSource(source, field, shape=(rows, *shape))
-                start += rows
-            h5.create_virtual_dataset(field, layout)
+        for group, members in tables.items():
+            total += _write_table(
+                h5.require_group(group) if group else h5,
+                [layouts[i] for i in members],
+                [str(files[i]) for i in members],
+                [relative[i] for i in members],
+            )
         for key, value in merged.items():
             h5.attrs[key] = _attr_value(value)
-        h5.attrs["shards"] = _attr_value(relative)
-        h5.attrs["shard_rows"] = _attr_value(counts)
-        h5.attrs["n_examples"] = total
         h5.attrs["format_version"] = FORMAT_VERSION
     return total

@@ -8,12 +8,15 @@ is a folder holding ``pileup/`` and ``full_alignment/`` folders of such files; t
 
 * ``by: chromosome`` (the default): the files whose chromosome (the name after the last ``_``) or whole
   file name is listed in ``val`` or ``test`` are that split, every other file is ``train``;
-* ``by: fraction``: ``val_fraction`` and ``test_fraction`` of each network's sites, drawn with ``seed``
-  (default: the workflow seed), the rest ``train``.
+* ``by: fraction``: ``val_fraction`` and ``test_fraction`` of each bin file's sites (rounded), drawn with
+  ``seed`` (default: the workflow seed) and the file's name, the rest ``train``.
+
+Either way a file's split depends on that file alone, so its rows convert alone (one shard per file).
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,24 +69,29 @@ def split_config(run: Run) -> dict:
     return cfg
 
 
-def split_codes(run: Run, files: list[Path], counts: list[int]) -> list[np.ndarray]:
-    """For each file, the split index (into ``SPLITS``) of each of its rows."""
+def file_split(run: Run, path: Path) -> str | None:
+    """The split of all of a file's rows under ``by: chromosome``; None under ``by: fraction``."""
     cfg = split_config(run)
-    if cfg["by"] == "chromosome":
-        codes = []
-        for path, n in zip(files, counts, strict=True):
-            names = {path.name, chromosome_of(path)}
-            code = 2 if names & set(cfg["test"]) else 1 if names & set(cfg["val"]) else 0
-            codes.append(np.full(n, code, dtype=np.uint8))
-        return codes
-    total = sum(counts)
-    order = np.random.default_rng(int(cfg.get("seed", run.seed))).permutation(total)
-    n_test = round(float(cfg.get("test_fraction", 0.1)) * total)
-    n_val = round(float(cfg.get("val_fraction", 0.1)) * total)
-    flat = np.zeros(total, dtype=np.uint8)
-    flat[order[:n_test]] = 2
-    flat[order[n_test : n_test + n_val]] = 1
-    return np.split(flat, np.cumsum(counts)[:-1])
+    if cfg["by"] != "chromosome":
+        return None
+    names = {path.name, chromosome_of(path)}
+    return "test" if names & set(cfg["test"]) else "val" if names & set(cfg["val"]) else "train"
+
+
+def split_codes(run: Run, path: Path, n: int) -> np.ndarray:
+    """The split index (into ``SPLITS``) of each of the ``n`` rows of the bin file ``path``."""
+    split = file_split(run, path)
+    if split is not None:
+        return np.full(n, SPLITS.index(split), dtype=np.uint8)
+    cfg = split_config(run)
+    seed = (int(cfg.get("seed", run.seed)), zlib.crc32(path.name.encode()))
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = round(float(cfg.get("test_fraction", 0.1)) * n)
+    n_val = round(float(cfg.get("val_fraction", 0.1)) * n)
+    codes = np.zeros(n, dtype=np.uint8)
+    codes[order[:n_test]] = 2
+    codes[order[n_test : n_test + n_val]] = 1
+    return codes
 
 
 def split_rows(run: Run, legacy_dir: str | Path, kind: str, split: str) -> list[BinRows]:
@@ -100,7 +108,7 @@ def split_rows(run: Run, legacy_dir: str | Path, kind: str, split: str) -> list[
             raise FormatError(f"{path}: not a readable Clair3 bin (HDF5) file: {error}") from None
     code = SPLITS.index(split)
     parts = [
-        BinRows(path, np.flatnonzero(codes == code))
-        for path, codes in zip(files, split_codes(run, files, counts), strict=True)
+        BinRows(path, np.flatnonzero(split_codes(run, path, n) == code))
+        for path, n in zip(files, counts, strict=True)
     ]
     return [part for part in parts if part.rows.size]
