@@ -337,7 +337,7 @@ def test_parity_every_layer(legacy_dir: tuple[Path, dict[str, Any]], source: str
     outputs, activations = capture_activations(
         port, {k: v.torch_path for k, v in table.items()}, model.parity_inputs(reference.inputs)
     )
-    named = {name: fn(outputs) for name, fn in model.PARITY_OUTPUTS.items()}
+    named = {name: fn(outputs) for name, fn in model.parity_outputs(run).items()}
     report = compare(reference, named, activations, table, atol=1e-5, rtol=0)
     assert len([r for r in report.rows if r.kind == "layer"]) == len(reference.layers) > 40
     assert list(reference.outputs) == (["profile"] if mode == "pretrain" else ["tracks"])

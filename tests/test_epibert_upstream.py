@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from tests.upstream_fixtures import upstream_dir
 from tf2lightning.core.torch_weights import load_mapped, target_spec
 from tf2lightning.errors import FormatError, ParityError
-from tf2lightning.families.epibert import favor, model, upstream, weights
+from tf2lightning.families.epibert import favor, model, recorded, upstream, weights
 from tf2lightning.families.epibert.published import ARCH
 from tf2lightning.run import Run
 
@@ -104,21 +105,26 @@ def test_a_chosen_checkpoint_and_a_foreign_variable(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_port_reproduces_upstream_outputs(kind: str) -> None:
+def test_port_eager_and_traced_return_upstreams_outputs_in_its_order(kind: str) -> None:
     variables = weights.read_source(None, upstream_dir("epibert", kind, "ckpt"))  # type: ignore[arg-type]
     run = fixture_run(kind, variables)
     assert run.arch["attention"] == "performer"
     port = loaded_port(run, variables)
     probe = upstream_dir("epibert", kind, "probe.npz")
-    errors = upstream.check_outputs(run, port, probe)
-    assert len(errors) == (1 if kind == "pretrain" else 2)
-    assert max(errors.values()) < 1e-5
-    inputs, expected = upstream.probe_arrays(probe)
-    traced = torch.jit.trace(port, upstream.port_inputs(*inputs))
-    with torch.no_grad():
-        got = upstream.upstream_outputs(traced(*upstream.port_inputs(*inputs)))
-    for g, want in zip(got, expected.values(), strict=True):
-        assert np.abs(g - want).max() < 1e-5 * np.abs(want).max()
+    names = ["out"] if kind == "pretrain" else ["out_atac", "out_rna"]
+    inputs, expected = recorded.probe_arrays(probe)
+    assert list(inputs) == ["sequence", "atac", "motif_activity"] and list(expected) == names
+    errors = upstream.check_outputs(run, port, probe)  # shapes and order checked, each output's error
+    assert list(errors) == names and max(errors.values()) < 1e-5
+    traced = torch.jit.trace(port, model.parity_inputs(inputs))
+    assert list(upstream.check_outputs(run, traced, probe)) == names
+    if kind == "finetune":  # the order matters: the heads swapped are far off
+
+        def swapped(*args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return port(*args)[::-1]
+
+        with pytest.raises(ParityError, match="out_atac"):
+            upstream.check_outputs(run, swapped, probe)
 
 
 @pytest.mark.parametrize(
@@ -181,11 +187,21 @@ try:
     out["heads"] = ""
 except FormatError as error:
     out["heads"] = str(error)
+# the workflow's reference stage on the checkpoint folder, which has upstream's probe.npz beside it
+from pathlib import Path
+from tf2lightning.families.epibert import legacy
+for seed in (21, 19):
+    seeded = Run(**{**json.loads(sys.argv[1])["pretrain"], "arch": {**run.arch, "seed": seed}})
+    out_h5 = Path(sys.argv[3]) / f"reference_seed{seed}.h5"
+    legacy.upstream_reference(seeded, Path(sys.argv[2]) / "pretrain" / "ckpt", Path("unused"), out_h5)
 print(json.dumps(out))
 """
 
 
-def test_tf_side_restores_every_variable_and_reproduces_upstream() -> None:
+@pytest.fixture(scope="module")
+def tf_side(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """One TF child: restores and upstream's outputs for both models, refusals, and the pretraining
+    model's reference files (Performer seed 21, upstream's, and 19) in the returned folder."""
     from tests.tfside import run_tf
     from tf2lightning.run import run_to_dict
 
@@ -193,7 +209,15 @@ def test_tf_side_restores_every_variable_and_reproduces_upstream() -> None:
     for kind in KINDS:
         variables = weights.read_source(None, upstream_dir("epibert", kind, "ckpt"))  # type: ignore[arg-type]
         runs[kind] = run_to_dict(fixture_run(kind, variables))
-    result = json.loads(run_tf(TF_RESTORE, json.dumps(runs), upstream_dir("epibert")).splitlines()[-1])
+    folder = tmp_path_factory.mktemp("epibert_tf_side")
+    result = run_tf(TF_RESTORE, json.dumps(runs), upstream_dir("epibert"), folder).splitlines()[-1]
+    return json.loads(result), folder
+
+
+def test_tf_side_restores_every_variable_and_reproduces_upstream(
+    tf_side: tuple[dict[str, Any], Path],
+) -> None:
+    result, _ = tf_side
     for kind in KINDS:
         assert result[kind]["n_variables"] == case(kind)["saved"]["n_model_variables"]
         errors = result[kind]["errors"]
@@ -201,6 +225,41 @@ def test_tf_side_restores_every_variable_and_reproduces_upstream() -> None:
         assert max(errors.values()) < 1e-5, errors
     assert "does not bind every variable" in result["refused"]
     assert "does not fit the model (num_heads" in result["heads"] and "(64, 4, 16)" in result["heads"]
+
+
+def test_a_wrong_seed_fails_the_parity_stage_naming_it(
+    tf_side: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    """The rebuild with the wrong seed agrees with the port layer by layer; upstream's recorded outputs
+    (the reference's outputs, since probe.npz is beside the checkpoint) do not."""
+    from tf2lightning.core.reference_file import read_reference
+    from tf2lightning.stages.parity import check_parity
+    from tf2lightning.stages.weights import convert_weights
+
+    _, folder = tf_side
+    ckpt = upstream_dir("epibert", "pretrain", "ckpt")
+    variables = weights.read_source(None, ckpt)  # type: ignore[arg-type]
+    parity = {"atol": 1e-5, "rtol": 1e-6}
+    for seed in (21, 19):
+        reference = read_reference(folder / f"reference_seed{seed}.h5")
+        _, recorded_outputs = recorded.probe_arrays(upstream_dir("epibert", "pretrain", "probe.npz"))
+        assert reference.attrs[recorded.REFERENCE_ATTR].endswith("pretrain/probe.npz")
+        np.testing.assert_array_equal(reference.outputs["out"], recorded_outputs["out"])
+        assert len(reference.layers) >= 20
+        run = fixture_run("pretrain", variables, seed=seed, legacy_model=str(ckpt))
+        run = replace(run, parity=parity)
+        weights_file = tmp_path / f"seed{seed}.safetensors"
+        convert_weights(run, ckpt, "ckpt", weights_file)
+        args = (run, folder / f"reference_seed{seed}.h5", [weights_file], tmp_path / f"parity{seed}.tsv")
+        if seed == 21:
+            check_parity(*args)
+            continue
+        with pytest.raises(ParityError) as failure:
+            check_parity(*args)
+        message = str(failure.value)
+        assert "every compared layer is within tolerance" in message
+        assert "upstream's recorded ones" in message and "the Performer seed (19;" in message
+        assert "num_heads (4;" in message
 
 
 # ------------------------------------------------------------------- sizes into the config, checked

@@ -1,20 +1,25 @@
 """The workflow on upstream's own EpiBERT files, as a user points it at them: ``legacy_model`` is each
 checkpoint folder upstream's training scripts wrote, ``legacy_data`` upstream's record folder; sizes come
-from the checkpoints (the head count too), only the Performer's ``seed`` is given. Parity and the ONNX
-export must succeed for the pretraining and the fine-tuning model, and the ONNX model must give upstream's
-outputs on the probe. About two minutes on 2 cores."""
+from the checkpoints (the head count too), only the Performer's ``seed`` is given. With ``probe.npz`` beside
+each checkpoint, the parity reference's outputs are upstream's recorded ones. Parity and the exports must
+succeed for the pretraining and the fine-tuning model, and TorchScript and ONNX, fed the probe in
+upstream's call order and layout, must return upstream's outputs in its order. About two minutes on 2
+cores."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
+import torch
 import yaml
 
 from tests.upstream_fixtures import upstream_dir
 from tests.workflow_runner import copy_workflow, snakemake
-from tf2lightning.families.epibert import upstream
+from tf2lightning.core.reference_file import read_reference
+from tf2lightning.families.epibert import recorded, upstream
+from tf2lightning.run import Run
 
 ARCHS = {"up_pretrain": ("pretrain", 21), "up_finetune": ("finetune", 19)}  # kind, Performer seed
 
@@ -49,10 +54,17 @@ def write_config(path: Path, root: Path) -> None:
     path.write_text(yaml.safe_dump({"targets": targets, "families": {"epibert": section}}))
 
 
-@pytest.mark.workflow
-def test_parity_and_onnx_for_both_upstream_models(tmp_path: Path) -> None:
+def onnx_runner(path: Path) -> Callable[..., list]:
+    """The ONNX model as a function of the port's input tensors, returning its outputs in order."""
     import onnxruntime
 
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [arg.name for arg in session.get_inputs()]
+    return lambda *tensors: session.run(None, {n: t.numpy() for n, t in zip(names, tensors, strict=True)})
+
+
+@pytest.mark.workflow
+def test_parity_and_onnx_for_both_upstream_models(tmp_path: Path) -> None:
     root = upstream_dir("epibert")
     work = copy_workflow(tmp_path / "wf")
     write_config(work / "config" / "upstream.yaml", root)
@@ -60,33 +72,41 @@ def test_parity_and_onnx_for_both_upstream_models(tmp_path: Path) -> None:
         f"results/epibert/upstream_{a}/{f}" for a in ARCHS for f in ("parity.tsv", "export/model.onnx")
     ]
     snakemake(work, "--configfile", "config/upstream.yaml", "--cores", "2", *targets)
-    for name, (kind, _) in ARCHS.items():
-        rows = (work / f"results/epibert/upstream_{name}/parity.tsv").read_text().splitlines()
+    for name, (kind, seed) in ARCHS.items():
+        folder = work / f"results/epibert/upstream_{name}"
+        rows = (folder / "parity.tsv").read_text().splitlines()
         outputs = [r.split("\t") for r in rows if "\toutput\t" in r]
         assert [o[2] for o in outputs] == (["out"] if kind == "pretrain" else ["out_atac", "out_rna"])
         assert len([r for r in rows if "\tlayer\t" in r]) >= 20
-        inputs, expected = upstream.probe_arrays(root / kind / "probe.npz")
-        session = onnxruntime.InferenceSession(
-            str(work / f"results/epibert/upstream_{name}/export/model.onnx"),
-            providers=["CPUExecutionProvider"],
-        )
-        feed = {
-            arg.name: t.numpy()
-            for arg, t in zip(session.get_inputs(), upstream.port_inputs(*inputs), strict=True)
+        probe = root / kind / "probe.npz"
+        assert read_reference(folder / "reference.h5").attrs[recorded.REFERENCE_ATTR] == str(probe)
+        exports = {
+            "TorchScript": torch.jit.load(str(folder / "export/model.ts")),
+            "ONNX": onnx_runner(folder / "export/model.onnx"),
         }
-        (got,) = session.run(None, feed)
-        for i, want in enumerate(expected.values()):
-            mine = got[..., None] if got.ndim == 2 else got[..., i : i + 1]
-            assert np.abs(mine - want).max() < 1e-5 * np.abs(want).max()
+        arch = {"seed": seed, "num_heads": "the checkpoint's"}
+        run = Run(family="epibert", dataset_name="upstream", arch_name=name, arch=arch)
+        for label, exported in exports.items():
+            errors = upstream.check_outputs(run, exported, probe)  # order, shapes and values
+            assert max(errors.values()) < 1e-5, (label, errors)
 
 
-def test_a_wrong_size_stops_the_run_before_any_job(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("filter_list_seq", [16, 24, 24, 32], "archs.up_pretrain.filter_list_seq is [16, 24, 24, 32], but"),
+        ("num_heads", 8, "archs.up_pretrain.num_heads is 8, but the checkpoint"),
+    ],
+)
+def test_a_wrong_size_stops_the_run_before_any_job(
+    tmp_path: Path, key: str, value: object, message: str
+) -> None:
     root = upstream_dir("epibert")
     work = copy_workflow(tmp_path / "wf")
     config = work / "config" / "upstream.yaml"
     write_config(config, root)
     data = yaml.safe_load(config.read_text())
-    data["families"]["epibert"]["archs"]["up_pretrain"]["filter_list_seq"] = [16, 24, 24, 32]
+    data["families"]["epibert"]["archs"]["up_pretrain"][key] = value
     config.write_text(yaml.safe_dump(data))
     proc = snakemake(
         work,
@@ -99,8 +119,7 @@ def test_a_wrong_size_stops_the_run_before_any_job(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode != 0
-    assert (
-        "archs.up_pretrain.filter_list_seq is [16, 24, 24, 32], but the checkpoint"
-        in proc.stderr + proc.stdout
-    )
+    assert message in proc.stderr + proc.stdout
+    if key == "num_heads":  # both values named
+        assert "has 4" in proc.stderr + proc.stdout
     assert not (work / "results").exists()

@@ -10,6 +10,7 @@ import torch
 
 from tf2lightning.core.parity import capture_activations, compare, parity_table, write_parity_tsv
 from tf2lightning.core.reference_file import read_reference
+from tf2lightning.errors import ParityError
 from tf2lightning.families import family_module
 from tf2lightning.run import Run
 from tf2lightning.stages.weights import load_port
@@ -28,7 +29,8 @@ def check_parity(
     or ``parity_layers(run)`` where the layer set depends on the config),
     ``PARITY_OUTPUTS`` (legacy output name -> function of the port's output; or ``parity_outputs(run)``
     where the outputs depend on the config) and optionally
-    ``parity_inputs(reference_inputs) -> tuple`` (default: the reference inputs in order).
+    ``parity_inputs(reference_inputs) -> tuple`` (default: the reference inputs in order) and
+    ``parity_failure_hint(run, reference) -> str`` (what a failure likely means, added to the error).
     """
     torch.set_num_threads(run.threads)
     model_module = family_module(run.family, "model")
@@ -53,4 +55,8 @@ def check_parity(
     for source, report in reports.items():
         if not (report.ok and report.layers_ok):
             log.error("parity failed for weights %s:\n%s", source, Path(out_tsv).read_text())
-            report.raise_for_failures()
+            hint = getattr(model_module, "parity_failure_hint", lambda run, reference: "")(run, reference)
+            try:
+                report.raise_for_failures()
+            except ParityError as error:
+                raise ParityError(f"{error}. {hint}" if hint else str(error)) from None

@@ -21,7 +21,7 @@ from tf2lightning.families.epibert.augment import one_hot
 from tf2lightning.families.epibert.datamodule import AugmentedExamples
 from tf2lightning.families.epibert.geometry import geometry, mask_rate
 from tf2lightning.families.epibert.loss import poisson_multinomial
-from tf2lightning.families.epibert.model import EpiBERT
+from tf2lightning.families.epibert.model import EpiBERT, tracks
 from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
 
@@ -45,7 +45,7 @@ def predict_test(run: Run, model: EpiBERT, h5: Path) -> dict[str, Tensor]:
     model.eval()
     with torch.no_grad():
         for batch in DataLoader(test, batch_size=int(run.train.get("batch_size", 16))):
-            out["pred"].append(model(one_hot(batch["sequence"]), batch["atac"], batch["motif"]))
+            out["pred"].append(tracks(model(one_hot(batch["sequence"]), batch["atac"], batch["motif"])))
             for key in keys:
                 out[key].append(batch[key])
     return {k: torch.cat(v) for k, v in out.items()}

@@ -423,31 +423,62 @@ def reference(run: Run, model_dir: Path, data_dir: Path, out_h5: Path) -> None:
 
 def upstream_reference(run: Run, ckpt: Path, data_dir: Path, out_h5: Path) -> None:
     """Reference outputs of upstream's own checkpoint folder (or ``ckpt-N.index``), restored into the
-    Keras-2 model with upstream's object graph (every variable bound), on augmented test examples in
-    upstream's layout and call order; outputs named as upstream's (``out`` or ``out_atac``, ``out_rna``)."""
+    Keras-2 model with upstream's object graph (every variable bound), in upstream's layout and call order;
+    outputs named as upstream's (``out`` or ``out_atac``, ``out_rna``).
+
+    With upstream's recorded outputs beside the checkpoint (``recorded.find_probe``), the inputs are the
+    probe's and the reference outputs upstream's recorded ones (the layers stay the rebuild's); otherwise
+    augmented test examples and the rebuild's outputs."""
     from tf2lightning.core.reference_file import write_reference_arrays
     from tf2lightning.core.tf_checkpoint import resolve_checkpoint_prefix
-    from tf2lightning.families.epibert import tf_upstream
+    from tf2lightning.families.epibert import recorded, tf_upstream
     from tf2lightning.families.epibert.layer_names import upstream_table
     from tf2lightning.tfside.reference import run_with_activations
 
     geo = geometry(run)
     model = tf_upstream.build(geo, dict(run.arch))
     tf_upstream.restore(model, resolve_checkpoint_prefix(ckpt))
-    batch = probe_examples(
-        geo, data_dir, "test", cell_type(run), int(run.parity["n_probe"]), mask_rate(run), run.seed
-    )
-    inputs = {
-        "sequence": tf.one_hot(batch["sequence"], 5)[..., :4].numpy(),
-        "atac": batch["atac"][..., None],
-        "motif_activity": batch["motif"][:, None, :],
-    }
-    outputs, activations = run_with_activations(model, inputs, list(upstream_table(run)))
-    names = ["out_atac", "out_rna"] if is_finetune(run.arch) else ["out"]
-    named = dict(zip(names, outputs.values(), strict=True))
     attrs = {
         "tf_keras_version": tf_upstream.keras.__version__,
         "model": "upstream epibert",
         "checkpoint": str(ckpt),
     }
+    names = ["out_atac", "out_rna"] if is_finetune(run.arch) else ["out"]
+    probe = recorded.find_probe(ckpt)
+    if probe is None:
+        batch = probe_examples(
+            geo, data_dir, "test", cell_type(run), int(run.parity["n_probe"]), mask_rate(run), run.seed
+        )
+        inputs = {
+            "sequence": tf.one_hot(batch["sequence"], 5)[..., :4].numpy(),
+            "atac": batch["atac"][..., None],
+            "motif_activity": batch["motif"][:, None, :],
+        }
+    else:
+        inputs, upstream_outputs = recorded.probe_arrays(probe)
+        _check_probe(probe, inputs, upstream_outputs, geo, names)
+        attrs[recorded.REFERENCE_ATTR] = str(probe)
+        log.info("reference outputs: upstream's recorded ones in %s", probe)
+    outputs, activations = run_with_activations(model, inputs, list(upstream_table(run)))
+    named = dict(zip(names, outputs.values(), strict=True)) if probe is None else upstream_outputs
     write_reference_arrays(out_h5, inputs, named, activations, attrs)
+
+
+def _check_probe(
+    probe: Path,
+    inputs: dict[str, np.ndarray],
+    outputs: dict[str, np.ndarray],
+    geo: Geometry,
+    names: list[str],
+) -> None:
+    """The probe must hold upstream's three inputs at the run's sizes and the model's outputs."""
+    want = {
+        "sequence": (geo.input_length, 4),
+        "atac": (geo.atac_length, 1),
+        "motif_activity": (1, geo.n_motifs),
+    }
+    got = {name: tuple(array.shape[1:]) for name, array in inputs.items()}
+    if got != want:
+        raise FormatError(f"{probe}: inputs {got}, the run's model takes {want} (after the batch axis)")
+    if list(outputs) != names:
+        raise FormatError(f"{probe}: outputs {list(outputs)}, the run's model gives {names}")

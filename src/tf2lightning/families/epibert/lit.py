@@ -26,7 +26,7 @@ from tf2lightning.errors import ConfigError
 from tf2lightning.families.epibert import recipe as recipes
 from tf2lightning.families.epibert.augment import one_hot
 from tf2lightning.families.epibert.loss import finetune_loss, masked_loss
-from tf2lightning.families.epibert.model import EpiBERT
+from tf2lightning.families.epibert.model import EpiBERT, tracks
 from tf2lightning.families.epibert.modes import HEAD_PREFIX, is_finetune
 from tf2lightning.families.epibert.recipe import Recipe
 from tf2lightning.run import Run
@@ -51,7 +51,8 @@ class MaskedATACPretraining(L.LightningModule):
         self.val_pearson = PearsonCorrCoef()
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        return self.model(one_hot(batch["sequence"]), batch["atac"], batch["motif"])
+        """The model's outputs stacked (:func:`model.tracks`): ``(N, bins)``, fine-tuning ``(N, bins, 2)``."""
+        return tracks(self.model(one_hot(batch["sequence"]), batch["atac"], batch["motif"]))
 
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         pred = self(batch).float()

@@ -9,8 +9,10 @@ BatchNorm use the source's eps 1e-5 (BatchNorm momentum ``1 - bn_momentum``). GE
 (``tfa.layers.GELU``) except the motif GELU (erf). Convolutions are channels-first; the transformer works
 on ``(N, tokens, d)``.
 
-A fine-tuning architecture (``mode: finetune``) adds the expression head ``rna_head*`` beside the ATAC head
-and returns both profiles stacked, ``(N, bins, 2)``, as the Keras reference's ``tracks`` output.
+The forward returns upstream's outputs in upstream's order: the ATAC profile ``out`` ``(N, bins, 1)``;
+a fine-tuning architecture (``mode: finetune``) adds the expression head ``rna_head*`` and returns
+``(out_atac, out_rna)``, each ``(N, bins, 1)``, as upstream's ``epibert_rampage_finetune`` with
+``predict_atac``. :func:`tracks` stacks them ``(N, bins[, 2])`` for the losses and metrics.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tf2lightning.families.epibert import favor, layer_names
+from tf2lightning.core.reference_file import Reference
+from tf2lightning.families.epibert import favor, layer_names, recorded
 from tf2lightning.families.epibert.geometry import Geometry, geometry, rotary_table
 from tf2lightning.families.epibert.modes import is_finetune
 from tf2lightning.run import Run
@@ -177,8 +180,9 @@ class TransformerLayer(nn.Module):
 
 
 class EpiBERT(nn.Module):
-    """``(sequence one-hot (N, L, 4), ATAC (N, La), motif activity (N, M))`` -> profile ``(N, T - 2 crop)``
-    (softplus rates of ATAC per output bin); fine-tuning: ``(N, T - 2 crop, 2)``, ATAC and expression."""
+    """``(sequence one-hot (N, L, 4), ATAC (N, La[, 1]), motif activity (N[, 1], M))`` -> upstream's
+    outputs: the ATAC profile ``(N, T - 2 crop, 1)`` (softplus rates per output bin); fine-tuning:
+    ``(ATAC profile, expression profile)``, each ``(N, T - 2 crop, 1)``."""
 
     def __init__(self, geo: Geometry, arch: dict) -> None:
         super().__init__()
@@ -239,15 +243,15 @@ class EpiBERT(nn.Module):
         m = m.unsqueeze(1).expand(-1, x.shape[-1], -1)
         return self.projection(torch.cat([x.transpose(1, 2), a.transpose(1, 2), m], dim=-1))
 
-    def forward(self, sequence: Tensor, atac: Tensor, motif: Tensor) -> Tensor:
+    def forward(self, sequence: Tensor, atac: Tensor, motif: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         x = self.encode(sequence, atac, motif)
         for layer in self.layers:
             x = layer(x)
         x = self.final_ln(x)
         profile = self._head(x, "head")
         if not self.finetune:
-            return profile[..., 0]
-        return torch.cat([profile, self._head(x, "rna_head")], dim=-1)
+            return profile
+        return profile, self._head(x, "rna_head")
 
     def _head(self, x: Tensor, prefix: str) -> Tensor:
         """Head ``prefix`` on the tokens ``(N, T, d)`` -> cropped softplus rates ``(N, T - 2 crop, 1)``."""
@@ -255,6 +259,14 @@ class EpiBERT(nn.Module):
         for part in ("dropout", "gelu2", "dense", "softplus"):
             x = getattr(self, f"{prefix}_{part}")(x)
         return x[:, self.crop : x.shape[1] - self.crop]
+
+
+def tracks(outputs: Tensor | tuple[Tensor, ...]) -> Tensor:
+    """The port's outputs as one tensor: the ATAC profile ``(N, bins)``, or ATAC and expression stacked
+    ``(N, bins, 2)`` (fine-tuning)."""
+    if isinstance(outputs, tuple):
+        return torch.cat(outputs, dim=-1)
+    return outputs[..., 0]
 
 
 def build(run: Run) -> EpiBERT:
@@ -312,25 +324,38 @@ def parity_inputs(arrays: dict) -> tuple[Tensor, ...]:
     )
 
 
-def _profile(t: Tensor) -> Tensor:
-    return t.unsqueeze(-1)
+def _atac(outputs: tuple[Tensor, Tensor]) -> Tensor:
+    return outputs[0]
 
 
-def _atac(t: Tensor) -> Tensor:
-    return t[..., 0:1]
+def _rna(outputs: tuple[Tensor, Tensor]) -> Tensor:
+    return outputs[1]
 
 
-def _rna(t: Tensor) -> Tensor:
-    return t[..., 1:2]
+def _stacked(outputs: tuple[Tensor, Tensor]) -> Tensor:
+    return torch.cat(outputs, dim=-1)
 
 
-# Our Keras output is ``profile`` (N, bins, 1) for pretraining and ``tracks`` (N, bins, 2) for fine-tuning;
-# upstream's model returns ``out`` (N, bins, 1), or ``out_atac`` and ``out_rna``. Only the outputs in the
-# reference are compared.
-PARITY_OUTPUTS: dict[str, Callable[[Tensor], Tensor]] = {
-    "profile": _profile,
-    "tracks": _same,
-    "out": _profile,
-    "out_atac": _atac,
-    "out_rna": _rna,
-}
+_PRETRAIN_OUTPUTS: dict[str, Callable] = {"profile": _same, "out": _same}
+_FINETUNE_OUTPUTS: dict[str, Callable] = {"tracks": _stacked, "out_atac": _atac, "out_rna": _rna}
+# Every reference output name -> the port's: for readers that pick the names a reference has.
+PARITY_OUTPUTS: dict[str, Callable] = {**_PRETRAIN_OUTPUTS, **_FINETUNE_OUTPUTS}
+
+
+def parity_outputs(run: Run) -> dict[str, Callable]:
+    """The reference's output names -> the port's. The port returns upstream's ``out`` (N, bins, 1), or
+    ``(out_atac, out_rna)``; our Keras model returns ``profile`` (N, bins, 1), or ``tracks`` (N, bins, 2).
+    Only the outputs in the reference are compared."""
+    return _FINETUNE_OUTPUTS if is_finetune(run.arch) else _PRETRAIN_OUTPUTS
+
+
+def parity_failure_hint(run: Run, reference: Reference) -> str:
+    """Against upstream's recorded outputs (``recorded``), a port that loads but differs most likely has
+    a setting the checkpoint does not fix wrong: say which, with the values in use."""
+    probe = reference.attrs.get(recorded.REFERENCE_ATTR)
+    if not probe:
+        return ""
+    return (
+        f"The reference outputs are upstream's recorded ones ({probe}), the layers a rebuild with this "
+        f"config's settings: check {recorded.unstored_settings(run.arch)}"
+    )
