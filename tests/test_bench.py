@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
+from tests.bench_checks import check_convert_rows
 from tests.tfside import run_tf
 from tf2lightning.bench.machine import cpu_model, describe, machine_info
 from tf2lightning.bench.protocol import SideResult
@@ -68,6 +70,38 @@ def test_result_rows_ratio_against_fastest_tf_of_the_main_task():
     assert rows["tf2onnx"]["ratio"] == pytest.approx(5.0)  # compared with TF, never the baseline itself
     assert rows["eager"]["max_abs_err_vs_tf"] == pytest.approx(1e-7)
     assert rows["onnx"]["status"] == "boom" and rows["onnx"]["ratio"] == ""
+
+
+def test_measure_with_cpu_records_this_process_cpu_seconds():
+    def spin():
+        end = time.process_time() + 0.02
+        while time.process_time() < end:
+            pass
+
+    timing = measure(spin, items=1, warmup=0, repeats=2, cpu=True)
+    assert 0.015 < timing.extra["cpu_s"] < 1.0
+    assert "cpu_s" not in measure(spin, items=1, warmup=0, repeats=1).extra
+
+
+def test_convert_rows_compare_mb_per_cpu_second_and_examples_per_second():
+    """Reader and converter in the same units: MB/s of input, MB per CPU second and examples/s; the ratio
+    is per CPU second (the reader used 2 cores for 1 s, the converter 1 core for 2 s: equal per core)."""
+    reader = SideResult(
+        "tf", "convert", timings={"tf.data": Timing((1.0,), 10, "MB", {"cpu_s": 2.0, "examples": 500})}
+    )
+    converter = Timing((2.0,), 10, "MB", {"cpu_s": 2.0, "examples": 1000})
+    torch = SideResult("torch", "convert", timings={"converter": converter})
+    rows = {r["variant"]: r for r in result_rows(Run("dga", "d", ""), [reader, torch], Settings(), "tf.data")}
+    assert (rows["tf.data"]["rate"], rows["tf.data"]["rate_per_core"], rows["tf.data"]["cpu_cores"]) == (
+        10,
+        5,
+        2,
+    )
+    assert rows["tf.data"]["examples_per_s"] == 500 and rows["converter"]["examples_per_s"] == 500
+    assert (rows["converter"]["rate"], rows["converter"]["rate_per_core"]) == (5, 5)
+    assert (
+        rows["tf.data"]["ratio"] == 1 and rows["converter"]["ratio"] == 1
+    )  # per core, not 0.5 per wall second
 
 
 def test_tile_rows_repeats_probe_inputs_to_a_batch():
@@ -313,7 +347,8 @@ def test_d3_data_benchmark_times_the_upstream_reader_against_the_datamodule(d3_f
         ("loading", "legacy reader"),
         ("loading", "DataModule 0 workers"),
         ("loading", "DataModule 2 workers"),
-        ("convert", "convert"),
+        ("convert", "legacy reader"),
+        ("convert", "converter"),
     }
     for row in rows.values():
         assert row["status"] == "ok" and row["side"] == "torch", row
@@ -321,7 +356,7 @@ def test_d3_data_benchmark_times_the_upstream_reader_against_the_datamodule(d3_f
         assert float(rows[("loading", variant)]["items"]) == 12  # 3 full batches of the 12 train rows
         assert rows[("loading", variant)]["baseline"] == "legacy reader"
     assert float(rows[("loading", "legacy reader")]["ratio"]) == pytest.approx(1.0)
-    assert rows[("convert", "convert")]["unit"] == "MB" and rows[("convert", "convert")]["ratio"] == ""
+    check_convert_rows([r for r in read_tsv(out) if r["task"] == "convert"], "legacy reader", n_examples=20)
 
 
 def test_d3_legacy_reader_yields_what_the_plain_loop_trains_on(d3_files):

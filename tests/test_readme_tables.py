@@ -14,12 +14,15 @@ from tf2lightning.core.tsv import write_tsv
 # out: the tables read columns by name.
 COLUMNS = ["variant", "family", "dataset", "arch", "task", "unit", "rate", "baseline", "ratio", "status"]
 COLUMNS += ["batch_size", "threads", "peak_rss_mb", "max_abs_err_vs_tf", "something_new"]
+COLUMNS += ["rate_per_core", "examples_per_s"]
 
 
 def row(family: str, dataset: str, arch: str, task: str, variant: str, rate: float, **extra: object) -> dict:
     base = {"family": family, "dataset": dataset, "arch": arch, "task": task, "variant": variant}
-    defaults = {"unit": "examples", "baseline": "", "ratio": "", "status": "ok", "batch_size": 64}
+    unit = "MB" if task == "convert" else "examples"
+    defaults = {"unit": unit, "baseline": "", "ratio": "", "status": "ok", "batch_size": 64}
     cells = {"threads": 1, "peak_rss_mb": "", "max_abs_err_vs_tf": "", "something_new": "x"}
+    cells |= {"rate_per_core": "", "examples_per_s": ""}
     return {**base, **defaults, **cells, "rate": rate, **extra}
 
 
@@ -98,14 +101,37 @@ def results(tmp_path: Path) -> Path:
                 ratio=10.0,
                 **data,
             ),
-            row("clair3", "ont", "", "convert", "convert", 7.0, unit="MB"),
-            row("clair3", "ont", "", "convert", "convert", 1500.0, unit="examples"),
+            row(
+                "clair3",
+                "ont",
+                "",
+                "convert",
+                "tf.data",
+                7.0,
+                rate_per_core=8.0,
+                examples_per_s=1500,
+                ratio=1.0,
+                **data,
+            ),
+            row(
+                "clair3",
+                "ont",
+                "",
+                "convert",
+                "converter",
+                14.0,
+                rate_per_core=20.0,
+                examples_per_s=3000,
+                ratio=2.5,
+                **data,
+            ),
         ],
     )
+    converter = {"unit": "MB", "rate_per_core": 1.6, "examples_per_s": 600}
     write(
         results,
         "tabular/wine/bench/data.tsv",
-        [row("tabular", "wine", "", "convert", "convert", 1.5, unit="MB")],
+        [row("tabular", "wine", "", "convert", "converter", 1.5, **converter)],
     )
     machine = {"cpu": "AMD EPYC", "cpus_usable": 2, "cpu_count": 2, "gpus": [], "python": "3.11.7"}
     (results / "report").mkdir()
@@ -124,12 +150,17 @@ def test_one_command_prints_every_readme_table(results: Path, capsys: pytest.Cap
     assert "| inference | brand new variant | 10 examples/s | 0.01 | – | – |" in lines  # unknown: own name
     assert "| d3 | deepstarr_Tran | 200 examples/s | 180 examples/s | 0.90 |" in lines
     assert "| clair3 | ont_F | 400 examples/s | 800 examples/s | 900 examples/s | 2.25 |" in lines
-    header = "| data | legacy pipeline (baseline) | HDF5 DataModule, 0 workers | converter |"
+    header = "| data | legacy pipeline (baseline) | DataModule, 0 workers | DataModule, 2 workers |"
     assert header in lines
-    pileup = "| 6,000 examples/s (tf.data) | 18,000 examples/s (3.00×) | 7 MB/s, 1,500 examples/s |"
-    assert f"| clair3 ont, pileup {pileup}" in lines  # every convert row of the dataset, in its own unit
-    assert "| clair3 ont, full_alignment | 400 examples/s (tf.data) | 4,000 examples/s (10.00×) |  |" in lines
-    assert "| tabular wine | – | – | 1.5 MB/s |" in lines
+    assert "| clair3 ont, pileup | 6,000 examples/s (tf.data) | 18,000 examples/s (3.00×) | – |" in lines
+    assert (
+        "| clair3 ont, full_alignment | 400 examples/s (tf.data) | 4,000 examples/s (10.00×) | – |" in lines
+    )
+    assert "| data | reader (baseline) | reader | converter | converter / reader per core |" in lines
+    reader = "8 MB/s per core (7 MB/s, 1,500 examples/s)"
+    converter = "20 MB/s per core (14 MB/s, 3,000 examples/s)"
+    assert f"| clair3 ont | `tf.data` on the legacy records | {reader} | {converter} | 2.50 |" in lines
+    assert "| tabular wine | – | – | 1.6 MB/s per core (1.5 MB/s, 600 examples/s) | – |" in lines  # no reader
     assert "training, plain loop vs Lightning (batch 64, threads 1; " in out
 
 

@@ -4,6 +4,8 @@ The rules run in the torch env; the TF side's child uses ``$TF2LIGHTNING_TF_PYTH
 interpreter), else the same one. A TF family benchmarks inference always, and what its ``bench.TASKS`` adds;
 a family ported from plain PyTorch compares its plain loop (and reader) with Lightning (and the DataModule).
 Inference and training time the port on the GPU when the job has one (with model FLOPs utilisation).
+bench_data times loading (examples/s) and conversion: the legacy reader and the converter over the same
+legacy files with one thread each, in MB/s of input, MB per CPU second and examples/s (reader = 1.0).
 """
 
 rule bench_inference:

@@ -21,7 +21,10 @@ training        the family's Keras step vs a plain torch loop and            ``k
 loading         ``tf.data`` on the legacy TFRecords vs the HDF5 DataModule   ``tf.data``
                 with 0 and 2 workers (full passes over the train split);
                 plain-PyTorch families: their plain loop's own reader        ``legacy reader``
-convert         the family's data converter, MB/s of legacy input           (none)
+convert         the legacy reader (``tf.data``, Clair3's ``.bin`` reader,    ``tf.data`` / ``legacy reader``
+                the plain loop's reader) vs the family's data converter,     (per CPU second; none where
+                each over every legacy file with 1 thread: MB/s of input     the family has no reader)
+                (wall and per CPU second) and examples/s
 ==============  ==========================================================  ==============================
 
 Torch variants also report their model FLOPs per item (counted once with ``FlopCounterMode``), the
@@ -55,15 +58,18 @@ factory                                                 side  used by
                                                               ``legacy.load_model``)
 ``tf_dataset(run, legacy_dir, batch_size) -> iterable``  TF    loading: the legacy ``tf.data`` pipeline
 ``legacy_batches(run, legacy_dir, batch_size)``         torch loading: the plain loop's own reader
+``legacy_reads(run, legacy_dir, batch_size) -> list``   both  convert: the reader's pipelines over every
+                                                              legacy file (what ``data.convert`` reads)
 ``DATA_VIEWS``: ``{name: arch keys}``                   none  loading, once per view, where the loaders
                                                               depend on the architecture
 ``data_view(run) -> name``                              none  the report: a combination's view
 ======================================================  ====  =============================================
 
-``convert`` uses ``data.convert`` and torch-side ``loading`` uses ``data.make_datamodule`` with
-``run.train`` overridden (``num_workers``, ``batch_size``). The DGA family's ``bench.py`` is the example
-for a TF family; ``epibert`` (one batch of stored rows and augmentation draws that each side augments with
-its own pipeline) and ``clair3`` (``tf_model``, ``torch_batch``, Clair3's own ``.bin`` reader) add to it;
-``d3`` (per-step training, its own reader) and ``tabular`` (whole runs) are families ported from plain
-PyTorch.
+``convert`` times ``data.convert`` and ``legacy_reads`` (on the TF side, or the torch side for a family ported
+from plain PyTorch) with their CPU seconds (:mod:`~tf2lightning.bench.reading`); torch-side ``loading`` uses
+``data.make_datamodule`` with ``run.train`` overridden (``num_workers``, ``batch_size``). The DGA family's
+``bench.py`` is the example for a TF family; ``epibert`` (one batch of stored rows and augmentation draws that
+each side augments with its own pipeline) and ``clair3`` (``tf_model``, ``torch_batch``, Clair3's own ``.bin``
+reader) add to it; ``d3`` (per-step training, its own reader) and ``tabular`` (whole runs) are families ported
+from plain PyTorch.
 """

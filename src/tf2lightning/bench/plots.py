@@ -26,11 +26,13 @@ def _save(fig: Any, path: str | Path) -> None:
 
 
 def bar_label(row: Mapping[str, str]) -> str:
-    """A bar's label: its ratio to the baseline, then achieved TFLOP/s and MFU where the row has them;
-    a failed variant's status instead."""
+    """A bar's label: its ratio to the baseline, then examples/s (convert), achieved TFLOP/s and MFU where
+    the row has them; a failed variant's status instead."""
     if not row["rate"]:
         return row["status"][:70]
     parts = [f"{float(row['ratio']):.2f}x"] if row["ratio"] else []
+    if row.get("examples_per_s"):
+        parts.append(f"{float(row['examples_per_s']):,.0f} examples/s")
     if row.get("achieved_tflops"):
         parts.append(f"{float(row['achieved_tflops']):.3g} TFLOP/s")
     if row.get("mfu"):
@@ -39,8 +41,9 @@ def bar_label(row: Mapping[str, str]) -> str:
 
 
 def throughput_bars(rows: Sequence[Mapping[str, str]], out_png: str | Path, title: str) -> None:
-    """One panel per task: each variant's rate (horizontal bar), labelled with its ratio to the baseline
-    (and its achieved TFLOP/s and MFU where known); failed variants are listed with their status instead."""
+    """One panel per task: each variant's rate (horizontal bar; per core where the task's rows have it),
+    labelled with its ratio to the baseline (and its examples/s, achieved TFLOP/s and MFU where known);
+    failed variants are listed with their status instead."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     if not tasks:
         fig, ax = plt.subplots(figsize=(8, 1.5))
@@ -53,7 +56,9 @@ def throughput_bars(rows: Sequence[Mapping[str, str]], out_png: str | Path, titl
     for ax, task in zip(axes[:, 0], tasks, strict=True):
         task_rows = [r for r in rows if r["task"] == task]
         labels = [f"{r['side']}: {r['variant']}" for r in task_rows]
-        rates = [float(r["rate"]) if r["rate"] else 0.0 for r in task_rows]
+        per_core = any(r.get("rate_per_core") for r in task_rows)  # convert: MB/s per CPU second
+        column = "rate_per_core" if per_core else "rate"
+        rates = [float(r[column]) if r.get(column) else 0.0 for r in task_rows]
         colours = [SIDE_COLOURS.get(r["side"], "grey") for r in task_rows]
         y = np.arange(len(task_rows))
         bars = ax.barh(y, rates, color=colours)
@@ -68,7 +73,8 @@ def throughput_bars(rows: Sequence[Mapping[str, str]], out_png: str | Path, titl
         unit = next((r["unit"] for r in task_rows if r["unit"]), "")
         baseline = task_rows[0]["baseline"]
         ax.set_xlim(0, top * 1.6)
-        ax.set_xlabel(f"{unit}/s (median)" + (f"; ratio vs {baseline}" if baseline else ""))
+        scale = f"{unit}/s per core (per CPU second)" if per_core else f"{unit}/s (median)"
+        ax.set_xlabel(scale + (f"; ratio vs {baseline}" if baseline else ""))
         ax.set_title(task, loc="left", fontsize=10)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()

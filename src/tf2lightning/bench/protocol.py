@@ -34,6 +34,8 @@ Side = Literal["tf", "torch"]
 PYTHON_VARIABLES = {"tf": "TF2LIGHTNING_TF_PYTHON", "torch": "TF2LIGHTNING_TORCH_PYTHON"}
 LEGACY_READER = "legacy reader"
 """The loading variant of a family ported from plain PyTorch: its plain loop's own reader, the baseline."""
+CONVERTER = "converter"
+"""The convert task's variant timing the family's ``data.convert`` (its reader is the baseline)."""
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 

@@ -36,7 +36,7 @@ LABELS = {
     "legacy reader": "the plain loop's reader",
     "DataModule 0 workers": "HDF5 DataModule, 0 workers",
     "DataModule 2 workers": "HDF5 DataModule, 2 workers",
-    "convert": "converter (legacy → HDF5)",
+    "converter": "converter (legacy → HDF5)",
 }
 """README names of the benchmark variants; an unknown variant keeps its own name."""
 
@@ -45,6 +45,7 @@ TASK_ORDER = ("inference", "generic_route", "training", "loading", "convert")
 
 _rate, _ratio = MARKDOWN_CELLS["rate (median)"], MARKDOWN_CELLS["ratio"]
 _error, _rss = MARKDOWN_CELLS["max abs error vs TF"], MARKDOWN_CELLS["peak RSS"]
+_per_core, _examples = MARKDOWN_CELLS["per core"], MARKDOWN_CELLS["examples/s"]
 
 
 def bench_rows(results: Path) -> list[dict[str, str]]:
@@ -96,14 +97,15 @@ def _table(titles: Sequence[str], lines: Iterable[Sequence[str]]) -> str:
 
 
 def per_variant_table(rows: Sequence[Row], family: str) -> str:
-    """Every variant of every task of ``family``: rate, ratio vs the baseline, error vs TF, peak RSS."""
+    """Every variant of every task of ``family``: rate (convert: per core first), ratio vs the baseline,
+    error vs TF, peak RSS."""
     order = {task: i for i, task in enumerate(TASK_ORDER)}
     mine = sorted((r for r in rows if r["family"] == family), key=lambda r: order.get(r["task"], len(order)))
     lines = [
         [
             "inference" if r["task"] == "generic_route" else r["task"],
             _label(r),
-            _rate(r) if _ok(r) else f"failed: {r.get('status')}",
+            _core_cell(r) if r.get("rate_per_core") else _cell(r),
             _ratio(r),
             _error(r),
             _rss(r),
@@ -139,36 +141,51 @@ def training_table(rows: Sequence[Row], baseline: str) -> str:
 
 
 def loading_table(rows: Sequence[Row]) -> str:
-    """Per dataset (and data view): the legacy pipeline (the baseline), then every other loading variant
-    (the HDF5 DataModule with 0 and 2 workers: ratios to the baseline), and the converter's rates (every
-    ``convert`` row of the dataset, each in its own unit); a dataset without loading rows shows its
-    converter alone."""
-    loading = _by_variant(r for r in rows if r["task"] == "loading")
-    columns = list(
-        dict.fromkeys(v for vs in loading.values() for v, r in vs.items() if v != r.get("baseline"))
-    )
-    converting = [r for r in rows if r["task"] == "convert"]
-    datasets = dict.fromkeys(
-        [*((f, d) for f, d, _ in loading), *((r["family"], r["dataset"]) for r in converting)]
-    )
+    """Per dataset (and data view): the legacy pipeline (the baseline) and the HDF5 DataModule with 0 and
+    2 workers (ratios to the baseline)."""
     lines = []
-    for family, dataset in datasets:
-        convert = ", ".join(_cell(r) for r in converting if (r["family"], r["dataset"]) == (family, dataset))
-        views = [(view, vs) for (f, d, view), vs in loading.items() if (f, d) == (family, dataset)] or [
-            ("", {})
-        ]
-        for view, variants in views:
-            base = next((r for r in variants.values() if r["variant"] == r.get("baseline")), None)
-            lines.append(
-                [
-                    f"{family} {dataset}" + (f", {view}" if view else ""),
-                    f"{_cell(base)} ({base['variant']})" if base else "–",
-                    *(_cell(variants.get(c), _ratio) for c in columns),
-                    convert,
-                ]
-            )
-            convert = ""
-    titles = ["data", "legacy pipeline (baseline)", *(LABELS.get(c, c) for c in columns), "converter"]
+    for (family, dataset, view), variants in _by_variant(r for r in rows if r["task"] == "loading").items():
+        base = next((r for r in variants.values() if r["variant"] == r.get("baseline")), None)
+        workers = [v for v in variants if v != (base or {}).get("variant")]
+        lines.append(
+            [
+                f"{family} {dataset}" + (f", {view}" if view else ""),
+                f"{_cell(base)} ({base['variant']})" if base else "–",
+                *(_cell(variants.get(w), _ratio) for w in workers[:2]),
+                *(["–"] * (2 - len(workers[:2]))),
+            ]
+        )
+    return _table(
+        ["data", "legacy pipeline (baseline)", "DataModule, 0 workers", "DataModule, 2 workers"], lines
+    )
+
+
+def _core_cell(row: Row | None) -> str:
+    """MB/s of input per CPU second (wall MB/s, examples/s) of a convert row; its error; ``–``."""
+    if row is None:
+        return "–"
+    if not _ok(row):
+        return f"failed: {row.get('status') or 'no rate'}"
+    return f"{_per_core(row)} per core ({_rate(row)}, {_examples(row)} examples/s)"
+
+
+def conversion_table(rows: Sequence[Row]) -> str:
+    """Per dataset: the legacy reader (the baseline) and the converter over the same legacy files with one
+    thread, in MB/s of input per core (wall MB/s, examples/s), and the converter's ratio per core."""
+    lines = []
+    for (family, dataset, _), variants in _by_variant(r for r in rows if r["task"] == "convert").items():
+        base = next((r for r in variants.values() if r["variant"] == r.get("baseline")), None)
+        converter = variants.get("converter")
+        lines.append(
+            [
+                f"{family} {dataset}",
+                LABELS.get(base["variant"], base["variant"]) if base else "–",
+                _core_cell(base),
+                _core_cell(converter),
+                _ratio(converter) if converter and _ok(converter) and base else "–",
+            ]
+        )
+    titles = ["data", "reader (baseline)", "reader", "converter", "converter / reader per core"]
     return _table(titles, lines)
 
 
@@ -185,8 +202,11 @@ def readme_tables(results: Path) -> str:
     for baseline, what in (("plain loop", "plain loop vs Lightning"), ("keras train step", "TF vs torch")):
         chosen = [r for r in rows if r["task"] == "training" and r.get("baseline") == baseline]
         sections.append((f"training, {what}", chosen, training_table(rows, baseline)))
-    chosen = [r for r in rows if r["task"] in ("loading", "convert")]
-    sections.append(("loading and conversion", chosen, loading_table(rows)))
+    for task, title, table in (
+        ("loading", "loading", loading_table),
+        ("convert", "conversion", conversion_table),
+    ):
+        sections.append((title, [r for r in rows if r["task"] == task], table(rows)))
     out = [machine_line(results)]
     for title, chosen, table in sections:
         if not chosen:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tf2lightning.bench.family_hooks import bench_module, plain_torch
-from tf2lightning.bench.suite import FLOP_COLUMNS
+from tf2lightning.bench.suite import CORE_COLUMNS, FLOP_COLUMNS
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.core.tsv import read_tsv
 from tf2lightning.run import Run
@@ -74,6 +74,9 @@ BENCH_COLUMNS = (
     "threads",
     "rate",
     "unit",
+    "rate_per_core",
+    "examples_per_s",
+    "cpu_cores",
     "achieved_tflops",
     "mfu",
     "median_s",
@@ -87,8 +90,9 @@ BENCH_COLUMNS = (
 )
 
 
-OPTIONAL_COLUMNS = (*FLOP_COLUMNS, "max_abs_err_vs_tf")
-"""Shown only when a row has them: no MFU on a CPU, no error vs TF for a family ported from plain PyTorch."""
+OPTIONAL_COLUMNS = (*CORE_COLUMNS, *FLOP_COLUMNS, "max_abs_err_vs_tf")
+"""Shown only when a row has them: no MFU on a CPU, no error vs TF for a family ported from plain PyTorch,
+rates per core only with the convert task."""
 
 
 def bench_columns(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:

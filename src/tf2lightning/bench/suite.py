@@ -20,6 +20,7 @@ import numpy as np
 
 from tf2lightning.bench.family_hooks import bench_module, declared_tasks, hook, plain_torch
 from tf2lightning.bench.protocol import LEGACY_READER, SideResult, run_side
+from tf2lightning.bench.timing import Timing
 from tf2lightning.core.reference_file import read_reference
 from tf2lightning.core.tsv import write_tsv
 from tf2lightning.run import Run, run_to_dict
@@ -42,6 +43,9 @@ COLUMNS = (
     "median_s",
     "iqr_s",
     "rate",
+    "rate_per_core",
+    "examples_per_s",
+    "cpu_cores",
     "flops_per_item",
     "achieved_tflops",
     "mfu",
@@ -56,6 +60,34 @@ COLUMNS = (
 FLOP_COLUMNS = ("flops_per_item", "achieved_tflops", "mfu")
 """Filled for torch variants whose model FLOPs could be counted; ``mfu`` only on a device with a known
 peak (a GPU), see :mod:`tf2lightning.bench.mfu`."""
+CORE_COLUMNS = ("rate_per_core", "examples_per_s", "cpu_cores")
+"""Filled for variants timed with their CPU seconds (the convert task, :mod:`tf2lightning.bench.reading`):
+``rate`` per CPU second, examples/s, and the cores they kept busy (CPU seconds / wall seconds)."""
+
+
+def per_core(timing: Timing) -> float | None:
+    """``items`` per CPU second of a timing that recorded its CPU seconds, else None."""
+    cpu = timing.extra.get("cpu_s")
+    return timing.items / cpu if cpu else None
+
+
+def core_cells(timing: Timing) -> dict[str, float | str]:
+    """The :data:`CORE_COLUMNS` of one timing (empty strings where it has no CPU seconds or examples)."""
+    cpu, examples = timing.extra.get("cpu_s"), timing.extra.get("examples")
+    return {
+        "rate_per_core": per_core(timing) or "",
+        "examples_per_s": examples / timing.median_s if examples is not None else "",
+        "cpu_cores": cpu / timing.median_s if cpu else "",
+    }
+
+
+def ratio(timing: Timing, base: Timing | None) -> float | str:
+    """``timing`` / the baseline: per CPU second where both recorded theirs (the convert task), else per
+    wall second; empty without a baseline."""
+    if base is None:
+        return ""
+    mine, theirs = per_core(timing), per_core(base)
+    return mine / theirs if mine and theirs else timing.rate / base.rate
 
 
 @dataclass(frozen=True)
@@ -105,7 +137,8 @@ def tile_rows(array: np.ndarray, n: int) -> np.ndarray:
 def result_rows(
     run: Run, results: Iterable[SideResult], settings: Settings, baseline: str | None
 ) -> list[dict[str, Any]]:
-    """One row per variant (timed or failed); ``ratio`` = rate / the baseline variant's rate.
+    """One row per variant (timed or failed); ``ratio`` = rate / the baseline variant's rate (per core
+    where both recorded CPU seconds, see :func:`ratio`).
 
     ``baseline`` names a variant, or ``"fastest tf"`` for the fastest TF variant of the first result's task
     (so the generic route, a TF-side task too, is compared with TF itself, not a baseline).
@@ -118,7 +151,7 @@ def result_rows(
             n: t.rate for r in results if r.side == "tf" and r.task == main_task for n, t in r.timings.items()
         }
         baseline = max(tf_rates, key=tf_rates.__getitem__) if tf_rates else None
-    base_rate = next((t.rate for (_, name), t in timed.items() if name == baseline), None)
+    base = next((t for (_, name), t in timed.items() if name == baseline), None)
     rows = []
     for r in results:
         errors = r.notes.get("max_abs_err_vs_tf", {})
@@ -143,9 +176,10 @@ def result_rows(
                     "median_s": t.median_s if t else "",
                     "iqr_s": t.iqr_s if t else "",
                     "rate": t.rate if t else "",
+                    **(core_cells(t) if t else dict.fromkeys(CORE_COLUMNS, "")),
                     **{k: "" if extra.get(k) is None else extra[k] for k in FLOP_COLUMNS},
                     "baseline": baseline or "",
-                    "ratio": t.rate / base_rate if t and base_rate else "",
+                    "ratio": ratio(t, base) if t else "",
                     "max_abs_err_vs_tf": "" if err is None else float(err),
                     "peak_rss_mb": r.peak_rss_mb if r.peak_rss_mb is not None else "",
                     "status": "ok" if t else r.errors[name],
@@ -232,9 +266,11 @@ def data_views(run: Run) -> dict[str, Run]:
 def bench_data(
     run: Run, paths: Mapping[str, str | Path], out_tsv: str | Path, settings: Settings
 ) -> list[dict[str, Any]]:
-    """The data tasks the family declares: examples/s of loading, the legacy pipeline (tf.data on the
+    """The data tasks the family declares. ``loading``: examples/s of the legacy pipeline (tf.data on the
     records, or the plain loop's own reader) vs the HDF5 DataModule (0 and 2 workers), per data view
-    (:func:`data_views`), and MB/s of the data converter. ``paths``: ``legacy_dir``, ``h5``."""
+    (:func:`data_views`). ``convert``: the legacy reader (``bench.legacy_reads``) and the converter, each
+    over every legacy file with one thread, in MB/s of input (also per CPU second) and examples/s, the
+    reader the baseline (:mod:`tf2lightning.bench.reading`). ``paths``: ``legacy_dir``, ``h5``."""
     out_tsv = Path(out_tsv)
     tasks = declared_tasks(run.family)
     baseline = LEGACY_READER if plain_torch(run.family) else "tf.data"
@@ -250,8 +286,14 @@ def bench_data(
                 ]
                 rows += result_rows(view, loading, settings, baseline=baseline)
         if "convert" in tasks:
-            converting = [run_side(request(run, "torch", "convert", settings, side_paths), work)]
-            rows += result_rows(run, converting, settings, baseline=None)
+            one_core = dataclasses.replace(settings, threads=1)
+            has_reader = hasattr(bench_module(run.family), "legacy_reads")
+            converting = [
+                run_side(request(run, side, "convert", one_core, side_paths), work)
+                for side in sides
+                if side == "torch" or has_reader
+            ]
+            rows += result_rows(run, converting, one_core, baseline=baseline if has_reader else None)
     write_tsv(out_tsv, rows, COLUMNS)
     return rows
 
@@ -265,8 +307,17 @@ def _rate(row: Mapping[str, Any]) -> str:
     return f"{format(rate, ',.0f' if rate >= 100 else '.3g')} {row['unit']}/s"
 
 
+def _per_core(row: Mapping[str, Any]) -> str:
+    if row.get("rate_per_core") in ("", None):
+        return "–"
+    rate = float(row["rate_per_core"])
+    return f"{format(rate, ',.0f' if rate >= 100 else '.3g')} {row['unit']}/s"
+
+
 MARKDOWN_CELLS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "rate (median)": _rate,
+    "per core": _per_core,
+    "examples/s": lambda r: _number(r.get("examples_per_s"), ",.0f"),
     "ratio": lambda r: _number(r["ratio"], ".2f"),
     "baseline": lambda r: r["baseline"] or "–",
     "max abs error vs TF": lambda r: _number(r["max_abs_err_vs_tf"], ".1e"),
@@ -274,8 +325,8 @@ MARKDOWN_CELLS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "TFLOP/s": lambda r: _number(r.get("achieved_tflops"), ".3g"),
     "MFU": lambda r: _number(r.get("mfu"), ".1%"),
 }
-"""The cells of a timed row after its combination, task, side and variant; TFLOP/s and MFU only in
-tables where some row has them."""
+"""The cells of a timed row after its combination, task, side and variant; per core, examples/s, TFLOP/s
+and MFU only in tables where some row has them."""
 
 
 def markdown_table(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -283,7 +334,8 @@ def markdown_table(rows: Iterable[Mapping[str, Any]]) -> str:
     variant that did not run shows its error instead of a rate."""
     rows = list(rows)
     cells = dict(MARKDOWN_CELLS)
-    for title, column in (("TFLOP/s", "achieved_tflops"), ("MFU", "mfu")):
+    optional = (("per core", "rate_per_core"), ("examples/s", "examples_per_s"))
+    for title, column in (*optional, ("TFLOP/s", "achieved_tflops"), ("MFU", "mfu")):
         if all(r.get(column) in ("", None) for r in rows):
             del cells[title]
     titles = ["combination", "task", "side", "variant", *cells]

@@ -2,7 +2,9 @@
 
 Tasks, each ``task(request, variants)``: ``inference`` (Keras call and ``tf.function``), ``training``
 (the family's Keras/TF step), ``loading`` (the family's ``tf.data`` pipeline over the legacy TFRecords),
-``generic_route`` (tf2onnx -> ONNX Runtime, the route a user might try instead of a port).
+``convert`` (the family's ``tf.data`` reader over every legacy file, what the torch side's converter
+converts: :mod:`~tf2lightning.bench.reading`), ``generic_route`` (tf2onnx -> ONNX Runtime, the route a user
+might try instead of a port).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import tensorflow as tf
 
 from tf2lightning.bench.family_hooks import bench_module, hook
 from tf2lightning.bench.protocol import Variants
+from tf2lightning.bench.reading import timed_reads
 from tf2lightning.bench.timing import Timing, measure
 from tf2lightning.families import family_module
 from tf2lightning.run import Run, run_from_dict
@@ -113,6 +116,13 @@ def _epochs(dataset: Any, request: dict[str, Any]) -> Timing:
     return Timing(timing.samples, float(counts[0]), "examples")
 
 
+def convert(request: dict[str, Any], variants: Variants) -> None:
+    """The reader the converter is compared with: ``bench.legacy_reads`` over every legacy file."""
+    run, legacy_dir = run_from_dict(request["run"]), Path(request["paths"]["legacy_dir"])
+    pipelines = hook(run.family, "legacy_reads")(run, legacy_dir, request["batch_size"])
+    variants.record("tf.data", lambda: timed_reads(pipelines, legacy_dir, request))
+
+
 def generic_route(request: dict[str, Any], variants: Variants) -> None:
     """tf2onnx on the Keras model, then ONNX Runtime: does it convert, its error vs TF, its speed."""
     run = run_from_dict(request["run"])
@@ -164,5 +174,6 @@ TASKS: dict[str, Callable[[dict[str, Any], Variants], None]] = {
     "inference": inference,
     "training": training,
     "loading": loading,
+    "convert": convert,
     "generic_route": generic_route,
 }

@@ -5,6 +5,7 @@ Framework-free. A single timing is never reported: every number is the median of
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -68,23 +69,33 @@ def measure(
     repeats: int = 5,
     unit: str = "examples",
     sync: Callable[[], None] | None = None,
+    cpu: bool = False,
 ) -> Timing:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed; ``sync`` (e.g. a CUDA
-    synchronize) runs before each clock read, so asynchronous work is counted."""
+    synchronize) runs before each clock read, so asynchronous work is counted. With ``cpu``, the median
+    CPU seconds of this process (all its threads) per timed call go to ``extra["cpu_s"]``."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats} warmup={warmup}")
     for _ in range(warmup):
         fn()
-    samples = []
+    samples, cpu_samples = [], []
     for _ in range(repeats):
         if sync:
             sync()
-        start = time.perf_counter()
+        cpu_start, start = cpu_seconds(), time.perf_counter()
         fn()
         if sync:
             sync()
         samples.append(time.perf_counter() - start)
-    return Timing(tuple(samples), float(items), unit)
+        cpu_samples.append(cpu_seconds() - cpu_start)
+    extra = {"cpu_s": float(statistics.median(cpu_samples))} if cpu else {}
+    return Timing(tuple(samples), float(items), unit, extra)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def from_durations(durations: Sequence[float], *, items: float, warmup: int, unit: str) -> Timing:

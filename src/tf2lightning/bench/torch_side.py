@@ -4,9 +4,9 @@ Tasks, each ``task(request, variants)``: ``inference`` (eager, TorchScript ``mod
 ``model.onnx``, each also checked against the TF side's outputs on the same batch), ``training`` (a plain
 loop and Lightning, :mod:`~tf2lightning.bench.torch_training`), ``loading`` (the family's DataModule over
 ``data.h5`` with 0 and 2 workers, and for families ported from plain PyTorch their own legacy reader),
-``convert`` (the family's data converter, MB/s of legacy input) and ``generic_route`` (onnx2torch on the
-tf2onnx file, where onnx2torch is installed). Torch variants carry their model FLOPs where they can be
-counted (:mod:`~tf2lightning.bench.mfu`).
+``convert`` (the family's data converter, MB/s of legacy input and examples/s) and ``generic_route``
+(onnx2torch on the tf2onnx file, where onnx2torch is installed). Torch variants carry their model FLOPs
+where they can be counted (:mod:`~tf2lightning.bench.mfu`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch
 
 from tf2lightning.bench.family_hooks import bench_module, plain_torch
 from tf2lightning.bench.mfu import flops_per_item, with_flops
-from tf2lightning.bench.protocol import LEGACY_READER, Variants
+from tf2lightning.bench.protocol import CONVERTER, LEGACY_READER, Variants
+from tf2lightning.bench.reading import converted_examples, input_megabytes, timed_pass, timed_reads
 from tf2lightning.bench.timing import Timing, measure
 from tf2lightning.bench.torch_env import configure_threads, load_npz, pick_device, sync_for
 from tf2lightning.bench.torch_training import training
@@ -163,26 +164,27 @@ def passes(batches: Iterable[Any], request: Mapping[str, Any]) -> Timing:
 
 
 def convert(request: dict[str, Any], variants: Variants) -> None:
-    """MB/s of the family's data converter (legacy files -> HDF5), MB counted on the legacy side."""
-    run = run_from_dict(request["run"])
-    legacy_dir = Path(request["paths"]["legacy_dir"])
-    megabytes = sum(p.stat().st_size for p in legacy_dir.rglob("*") if p.is_file()) / 1e6
+    """The family's data converter (``data.convert``, legacy files -> HDF5) in MB/s of legacy input and
+    examples/s; first, for a family ported from plain PyTorch, its plain loop's reader over the same files
+    (``bench.legacy_reads``), the baseline (:mod:`~tf2lightning.bench.reading`)."""
+    run, paths = run_from_dict(request["run"]), request["paths"]
+    legacy_dir = Path(paths["legacy_dir"])
+    module = bench_module(run.family)
+    if plain_torch(run.family) and hasattr(module, "legacy_reads"):
+        pipelines = module.legacy_reads(run, legacy_dir, int(request["batch_size"]))
+        variants.record(LEGACY_READER, lambda: timed_reads(pipelines, legacy_dir, request))
     data = family_module(run.family, "data")
-    with tempfile.TemporaryDirectory(dir=request["paths"].get("scratch")) as tmp:
+    with tempfile.TemporaryDirectory(dir=paths.get("scratch")) as tmp:
         out = Path(tmp) / "data.h5"
 
-        def once() -> None:
+        def once() -> int:
             out.unlink(missing_ok=True)
             data.convert(run, legacy_dir, out)
+            return converted_examples(out)
 
-        variants.record(
-            "convert",
-            lambda: measure(
-                once, items=megabytes, warmup=1, repeats=min(int(request["repeats"]), 3), unit="MB"
-            ),
-        )
+        variants.record(CONVERTER, lambda: timed_pass(once, input_megabytes(legacy_dir), request))
         variants.notes["h5_mb"] = out.stat().st_size / 1e6 if out.exists() else None
-    variants.notes["legacy_mb"] = megabytes
+    variants.notes["legacy_mb"] = input_megabytes(legacy_dir)
 
 
 def generic_route(request: dict[str, Any], variants: Variants) -> None:

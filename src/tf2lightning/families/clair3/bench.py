@@ -10,6 +10,7 @@ rows of ``data.h5``. Loading, for the pileup and the full-alignment tensors: Cla
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,21 @@ def tf_dataset(run: Run, legacy_dir: Path, batch_size: int) -> Any:
     from tf2lightning.families.clair3.legacy import bin_dataset
 
     return bin_dataset(run, legacy_dir, "train", batch_size, run.seed)
+
+
+def legacy_reads(run: Run, legacy_dir: Path, batch_size: int) -> list[Any]:
+    """Clair3's ``.bin`` reader over every split of both networks' bins (what the converter converts); a
+    split too small for one of the reader's full batches (a tiny demo split) is left out, as Clair3 would."""
+    from tf2lightning.families.clair3.bins import SPLITS
+    from tf2lightning.families.clair3.legacy import bin_dataset
+
+    views = [dataclasses.replace(run, arch={**run.arch, **keys}) for keys in DATA_VIEWS.values()]
+    pipelines = []
+    for view in views:
+        for split in SPLITS:
+            try:
+                pipelines.append(bin_dataset(view, legacy_dir, split, batch_size, run.seed))
+            except ValueError as error:
+                if "no full batch" not in str(error):
+                    raise
+    return pipelines

@@ -43,12 +43,13 @@ def torch_plain_step(run: Run, model: Any, batch: dict[str, Any]) -> Callable[[]
 
 @dataclass(frozen=True)
 class UpstreamBatches:
-    """One pass of the plain loop's data path per iteration: read the train split from the upstream file,
-    then the shuffled full batches of ``legacy.cycle_batches``, as tensors."""
+    """One pass of the plain loop's data path per iteration: read one split (the train split by default)
+    from the upstream file, then the shuffled full batches of ``legacy.cycle_batches``, as tensors."""
 
     run: Run
     legacy_dir: Path
     batch_size: int
+    split: str = "train"
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         import torch
@@ -57,7 +58,7 @@ class UpstreamBatches:
         from tf2lightning.families.d3.datasets import dataset_kind
         from tf2lightning.families.d3.legacy import cycle_batches
 
-        seqs, activity = upstream.read_split(dataset_kind(self.run), self.legacy_dir, "train")
+        seqs, activity = upstream.read_split(dataset_kind(self.run), self.legacy_dir, self.split)
         batches = cycle_batches(len(seqs), self.batch_size, self.run.seed)
         for index in itertools.islice(batches, len(seqs) // self.batch_size):
             yield {"seq": torch.from_numpy(seqs[index]), "activity": torch.from_numpy(activity[index])}
@@ -66,3 +67,10 @@ class UpstreamBatches:
 def legacy_batches(run: Run, legacy_dir: Path, batch_size: int) -> UpstreamBatches:
     """The plain loop's reader on the upstream dataset file."""
     return UpstreamBatches(run, Path(legacy_dir), batch_size)
+
+
+def legacy_reads(run: Run, legacy_dir: Path, batch_size: int) -> list[UpstreamBatches]:
+    """The plain loop's reader over every split of the upstream file (what the converter converts)."""
+    from tf2lightning.families.d3.upstream import SPLITS
+
+    return [UpstreamBatches(run, Path(legacy_dir), batch_size, split) for split in SPLITS]

@@ -38,3 +38,10 @@ def tf_dataset(run: Run, legacy_dir: Path, batch_size: int) -> Any:
     from tf2lightning.families.dga.legacy import make_dataset
 
     return make_dataset(legacy_dir, "train", batch_size, shuffle=True, seed=run.seed)
+
+
+def legacy_reads(run: Run, legacy_dir: Path, batch_size: int) -> list[Any]:
+    """The legacy input pipeline over every split's TFRecords (what the converter converts), unshuffled."""
+    from tf2lightning.families.dga.legacy import SPLITS, make_dataset
+
+    return [make_dataset(legacy_dir, split, batch_size) for split in SPLITS]

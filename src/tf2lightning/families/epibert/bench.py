@@ -117,3 +117,20 @@ def tf_dataset(run: Run, legacy_dir: Path, batch_size: int) -> Any:
         run.seed,
         rna=is_finetune(run.arch),
     )
+
+
+def legacy_reads(run: Run, legacy_dir: Path, batch_size: int) -> list[Any]:
+    """The source's ``tf.data`` decoding (``tfdata.parse``: ZLIB TFRecords -> stored tensors, no
+    augmentation) of every file the converter converts (``data.shards``), in batches."""
+    import tensorflow as tf
+
+    from tf2lightning.families.epibert import data, tfdata
+
+    geo = geometry(run)
+
+    def decoded(path: Path) -> Any:
+        rna, dtypes = data.has_rna(path), tfdata.record_dtypes(path)
+        records = tf.data.TFRecordDataset(str(path), compression_type=tfdata.COMPRESSION)
+        return records.map(lambda record: tfdata.parse(record, geo, rna, dtypes)).batch(batch_size)
+
+    return [decoded(path) for shard in data.shards(run, legacy_dir) for path in shard.paths]
