@@ -60,11 +60,21 @@ def _first_output(value: Any) -> torch.Tensor:
     return torch.as_tensor(value).float().cpu()
 
 
+def _as_outputs(value: Any) -> Any:
+    """Outputs (eager, TorchScript or ONNX Runtime) as float CPU tensors; several stay a tuple."""
+    if isinstance(value, list | tuple):
+        items = tuple(_as_outputs(v) for v in value)
+        return items[0] if len(items) == 1 else items
+    return torch.as_tensor(value).float().cpu()
+
+
 def error_vs_tf(run: Run, output: Any, tf_outputs: Mapping[str, np.ndarray]) -> float | None:
-    """Max abs error of the port's (first) output, brought to the legacy outputs, vs the TF side."""
-    transforms = family_module(run.family, "model").PARITY_OUTPUTS
+    """Max abs error of the port's outputs (all of them, as the parity stage passes them to the
+    family's ``parity_outputs(run)`` or ``PARITY_OUTPUTS``), brought to the legacy outputs, vs the TF side."""
+    model_module = family_module(run.family, "model")
+    transforms = getattr(model_module, "parity_outputs", lambda run: model_module.PARITY_OUTPUTS)(run)
     errors = [
-        float((fn(_first_output(output)) - torch.as_tensor(tf_outputs[name]).float()).abs().max())
+        float((fn(_as_outputs(output)) - torch.as_tensor(tf_outputs[name]).float()).abs().max())
         for name, fn in transforms.items()
         if name in tf_outputs
     ]
