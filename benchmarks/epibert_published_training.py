@@ -3,6 +3,7 @@
 
     python benchmarks/epibert_published_training.py --input-length 131072 \\
         --out results/epibert/published/bench/training_131072bp.tsv [--warmup 1] [--repeats 3] [--threads 1]
+        [--sides torch] [--activation-checkpointing]
 
 Every size but the input length is the published one (``published.py``: 8 layers of width 1,024,
 8 heads, Performer, 693 motifs, the conv towers' filters). ``--input-length`` shrinks the window, and so
@@ -13,6 +14,9 @@ map; both then time the workflow's training benchmark (:func:`tf2lightning.bench
 sides) on one synthetic example with the same draws, and the TSV has the suite's columns (medians, IQR).
 The EpiBERT report pages show the tables written under ``results/epibert/published/bench/`` as rows and a
 panel of their own (``families/epibert/bench.py``'s ``extra_tables``); the default demo never runs this.
+``--sides torch`` times the port alone (the TF child still writes the weights), ``--activation-checkpointing``
+makes the port recompute its blocks' activations in the backward (``recompute.py``: the same step, less
+memory; the TF step has no such option here).
 """
 
 from __future__ import annotations
@@ -84,9 +88,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--sides", nargs="+", choices=("tf", "torch"), default=["tf", "torch"], help="each its own process"
+    )
+    parser.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        help="the port recomputes its stems', towers' and transformer layers' activations (recompute.py)",
+    )
     args = parser.parse_args()
 
     run = published_training_run(args.input_length)
+    run.arch["activation_checkpointing"] = args.activation_checkpointing
     settings = Settings(
         batch_size=1, threads=args.threads, warmup=args.warmup, repeats=args.repeats, device="cpu"
     )
@@ -98,13 +111,13 @@ def main() -> None:
         np.savez(work / "batch.npz", **synthetic_train_batch(run, 1))
         paths = {"model_dir": work, "weights": work / "weights.safetensors", "batch": work / "batch.npz"}
         paths = {**paths, "scratch": work}
-        results = [
-            run_side(request(run, side, "training", settings, paths), work) for side in ("tf", "torch")
-        ]
+        results = [run_side(request(run, side, "training", settings, paths), work) for side in args.sides]
     rows = result_rows(run, results, settings, baseline="keras train step")
     for row in rows:  # its own panel and rows in the EpiBERT report pages (bench.extra_tables)
         row["dataset"] = f"published_{args.input_length}bp"
-        row["task"] = f"training, published sizes at {args.input_length} bp"
+        row["task"] = f"training, published sizes at {args.input_length} bp" + (
+            ", activation checkpointing" if args.activation_checkpointing else ""
+        )
     write_tsv(args.out, rows, COLUMNS)
     for row in rows:
         print(row["side"], row["variant"], row["median_s"], row["iqr_s"], row["ratio"], row["status"])
