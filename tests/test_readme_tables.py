@@ -90,6 +90,7 @@ def results(tmp_path: Path) -> Path:
         [
             row("clair3", "ont", "pileup", "loading", "tf.data", 6000.0, ratio=1.0, **data),
             row("clair3", "ont", "pileup", "loading", "DataModule 0 workers", 18000.0, ratio=3.0, **data),
+            row("clair3", "ont", "pileup", "loading", "DataModule 2 workers", 9000.0, ratio=1.5, **data),
             row("clair3", "ont", "full_alignment", "loading", "tf.data", 400.0, ratio=1.0, **data),
             row(
                 "clair3",
@@ -133,6 +134,8 @@ def results(tmp_path: Path) -> Path:
         "tabular/wine/bench/data.tsv",
         [row("tabular", "wine", "", "convert", "converter", 1.5, **converter)],
     )
+    # an older row: the converter under another name, without CPU seconds
+    write(results, "d3/mpra/bench/data.tsv", [row("d3", "mpra", "", "convert", "convert", 70.0)])
     machine = {"cpu": "AMD EPYC", "cpus_usable": 2, "cpu_count": 2, "gpus": [], "python": "3.11.7"}
     (results / "report").mkdir()
     (results / "report/machine.json").write_text(json.dumps({**machine, "versions": {"torch": "2.13.0"}}))
@@ -150,9 +153,11 @@ def test_one_command_prints_every_readme_table(results: Path, capsys: pytest.Cap
     assert "| inference | brand new variant | 10 examples/s | 0.01 | – | – |" in lines  # unknown: own name
     assert "| d3 | deepstarr_Tran | 200 examples/s | 180 examples/s | 0.90 |" in lines
     assert "| clair3 | ont_F | 400 examples/s | 800 examples/s | 900 examples/s | 2.25 |" in lines
-    header = "| data | legacy pipeline (baseline) | DataModule, 0 workers | DataModule, 2 workers |"
+    # loading: columns by variant name, "–" where a view lacks one
+    header = "| data | legacy pipeline (baseline) | HDF5 DataModule, 0 workers | HDF5 DataModule, 2 workers |"
     assert header in lines
-    assert "| clair3 ont, pileup | 6,000 examples/s (tf.data) | 18,000 examples/s (3.00×) | – |" in lines
+    pileup = "| 6,000 examples/s (tf.data) | 18,000 examples/s (3.00×) | 9,000 examples/s (1.50×) |"
+    assert f"| clair3 ont, pileup {pileup}" in lines
     assert (
         "| clair3 ont, full_alignment | 400 examples/s (tf.data) | 4,000 examples/s (10.00×) | – |" in lines
     )
@@ -161,6 +166,7 @@ def test_one_command_prints_every_readme_table(results: Path, capsys: pytest.Cap
     converter = "20 MB/s per core (14 MB/s, 3,000 examples/s)"
     assert f"| clair3 ont | `tf.data` on the legacy records | {reader} | {converter} | 2.50 |" in lines
     assert "| tabular wine | – | – | 1.6 MB/s per core (1.5 MB/s, 600 examples/s) | – |" in lines  # no reader
+    assert "| d3 mpra | – | – | 70 MB/s | – |" in lines
     assert "training, plain loop vs Lightning (batch 64, threads 1; " in out
 
 

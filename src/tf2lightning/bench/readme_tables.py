@@ -105,7 +105,7 @@ def per_variant_table(rows: Sequence[Row], family: str) -> str:
         [
             "inference" if r["task"] == "generic_route" else r["task"],
             _label(r),
-            _core_cell(r) if r.get("rate_per_core") else _cell(r),
+            _core_cell(r),
             _ratio(r),
             _error(r),
             _rss(r),
@@ -141,48 +141,50 @@ def training_table(rows: Sequence[Row], baseline: str) -> str:
 
 
 def loading_table(rows: Sequence[Row]) -> str:
-    """Per dataset (and data view): the legacy pipeline (the baseline) and the HDF5 DataModule with 0 and
-    2 workers (ratios to the baseline)."""
+    """Per dataset (and data view): the legacy pipeline (the baseline), then every other loading variant by
+    name (the HDF5 DataModule with 0 and 2 workers), with its ratio to the baseline."""
+    loading = _by_variant(r for r in rows if r["task"] == "loading")
+    columns = list(dict.fromkeys(v for vs in loading.values() for v, r in vs.items() if not _is_base(r)))
     lines = []
-    for (family, dataset, view), variants in _by_variant(r for r in rows if r["task"] == "loading").items():
-        base = next((r for r in variants.values() if r["variant"] == r.get("baseline")), None)
-        workers = [v for v in variants if v != (base or {}).get("variant")]
+    for (family, dataset, view), variants in loading.items():
+        base = next((r for r in variants.values() if _is_base(r)), None)
         lines.append(
             [
                 f"{family} {dataset}" + (f", {view}" if view else ""),
                 f"{_cell(base)} ({base['variant']})" if base else "–",
-                *(_cell(variants.get(w), _ratio) for w in workers[:2]),
-                *(["–"] * (2 - len(workers[:2]))),
+                *(_cell(variants.get(c), _ratio) for c in columns),
             ]
         )
-    return _table(
-        ["data", "legacy pipeline (baseline)", "DataModule, 0 workers", "DataModule, 2 workers"], lines
-    )
+    return _table(["data", "legacy pipeline (baseline)", *(LABELS.get(c, c) for c in columns)], lines)
+
+
+def _is_base(row: Row) -> bool:
+    return row["variant"] == row.get("baseline")
 
 
 def _core_cell(row: Row | None) -> str:
-    """MB/s of input per CPU second (wall MB/s, examples/s) of a convert row; its error; ``–``."""
-    if row is None:
-        return "–"
-    if not _ok(row):
-        return f"failed: {row.get('status') or 'no rate'}"
+    """MB/s of input per CPU second (wall MB/s, examples/s) of a convert row (its plain rate where it has
+    no CPU seconds); its error; ``–``."""
+    if row is None or not _ok(row) or not row.get("rate_per_core"):
+        return _cell(row)
     return f"{_per_core(row)} per core ({_rate(row)}, {_examples(row)} examples/s)"
 
 
 def conversion_table(rows: Sequence[Row]) -> str:
-    """Per dataset: the legacy reader (the baseline) and the converter over the same legacy files with one
-    thread, in MB/s of input per core (wall MB/s, examples/s), and the converter's ratio per core."""
+    """Per dataset: the legacy reader (the baseline) and the converter (every other ``convert`` variant)
+    over the same legacy files with one thread, in MB/s of input per core (wall MB/s, examples/s), and the
+    converter's ratio per core."""
     lines = []
     for (family, dataset, _), variants in _by_variant(r for r in rows if r["task"] == "convert").items():
-        base = next((r for r in variants.values() if r["variant"] == r.get("baseline")), None)
-        converter = variants.get("converter")
+        base = next((r for r in variants.values() if _is_base(r)), None)
+        others = [r for r in variants.values() if r is not base]
         lines.append(
             [
                 f"{family} {dataset}",
                 LABELS.get(base["variant"], base["variant"]) if base else "–",
                 _core_cell(base),
-                _core_cell(converter),
-                _ratio(converter) if converter and _ok(converter) and base else "–",
+                "; ".join(_core_cell(r) for r in others) or "–",
+                ("; ".join(_ratio(r) for r in others if _ok(r)) if base else "") or "–",
             ]
         )
     titles = ["data", "reader (baseline)", "reader", "converter", "converter / reader per core"]
