@@ -56,8 +56,8 @@ def test_a_checkpoint_prefix_is_a_legacy_model(tmp_path: Path) -> None:
 def test_demo_config_heads_beat_majority(tmp_path: Path) -> None:
     """The demo config's (``config/config.yaml``) Clair3 combinations, ont_P and ont_F, through to
     ``eval.tsv`` (only the rules it needs: ~2 min on 2 cores): every head's test accuracy beats always
-    answering its majority class (``tf2lightning.claims``). At this seed the smallest margin is F's gt21,
-    0.245 vs 0.175 on 200 test sites."""
+    answering its majority class (``tf2lightning.claims``). The smallest margin is F's gt21, 0.245 vs 0.175
+    on 200 test sites; two runs (one converting in one job, one by shards) wrote identical eval.tsv files."""
     from tf2lightning.claims import claims_for, failures, read_metrics
 
     workdir = copy_workflow(tmp_path / "workflow")
