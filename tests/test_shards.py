@@ -272,6 +272,9 @@ def test_gather_keeps_each_group_a_table_of_its_own(tmp_path: Path) -> None:
     tables = read_all(tmp_path / "data.h5", ["a/x", "a/y", "b/y"])
     assert tables["a/y"].tolist() == [0, 1, 2, 0, 1] and tables["b/y"].tolist() == [0, 1, 2, 3, 4]
     assert read_attrs(tmp_path / "data.h5") == {"k": 1, "format_version": read_attrs(a1)["format_version"]}
+    with h5py.File(tmp_path / "data.h5") as h5:  # each table's own counts and shards
+        assert [h5[g].attrs["n_examples"] for g in ("a", "b")] == [5, 5]
+        assert h5["a"].attrs["shards"] == '["a1.h5", "a2.h5"]' and h5["a"].attrs["shard_rows"] == "[3, 2]"
     root = shard("root.h5", "", 4)
     with pytest.raises(FormatError, match=r"a1\.h5: rows in a group, but .*root\.h5 has them at the root"):
         gather([a1, root], tmp_path / "mixed.h5")
