@@ -108,6 +108,8 @@ def test_lint_is_clean() -> None:
 def test_end_to_end_outputs(dga_run: Path) -> None:
     metrics = {row["metric"]: float(row["value"]) for row in read_tsv(dga_run / TARGET)}
     assert metrics["n_test"] == 200
+    # The claim (tf2lightning.claims) is +0.1 over the majority class; this tiny run read accuracy 0.77 vs
+    # majority 0.20 and AUROC 0.97 (the demo: 0.97 vs 0.20), so +0.3 and 0.8 still leave a wide margin.
     assert metrics["accuracy"] > metrics["majority_class_accuracy"] + 0.3
     assert failures("dga", metrics) == [] and metrics["macro_auroc"] > 0.8
 
