@@ -137,6 +137,7 @@ def results(tmp_path: Path) -> Path:
     # an older row: the converter under another name, without CPU seconds
     write(results, "d3/mpra/bench/data.tsv", [row("d3", "mpra", "", "convert", "convert", 70.0)])
     machine = {"cpu": "AMD EPYC", "cpus_usable": 2, "cpu_count": 2, "gpus": [], "python": "3.11.7"}
+    machine["memory_gib"] = 23.5
     (results / "report").mkdir()
     (results / "report/machine.json").write_text(json.dumps({**machine, "versions": {"torch": "2.13.0"}}))
     return results
@@ -145,7 +146,8 @@ def results(tmp_path: Path) -> Path:
 def test_one_command_prints_every_readme_table(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench-table", str(results)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Machine: AMD EPYC (2 of 2 cores usable), no GPU, Python 3.11.7, torch 2.13.0")
+    machine = "AMD EPYC (2 of 2 cores usable), no GPU, Python 3.11.7, torch 2.13.0, tensorflow -, 23.5 GiB"
+    assert out.startswith(f"Machine: {machine} memory\n")
     lines = out.splitlines()
     assert "| inference | TF `tf.function` (baseline) | 2,000 examples/s | 1.00 | – | – |" in lines
     assert "| inference | torch eager | 3,000 examples/s | 1.50 | 8.9e-08 | – |" in lines

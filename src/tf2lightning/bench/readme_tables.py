@@ -55,11 +55,13 @@ def bench_rows(results: Path) -> list[dict[str, str]]:
 
 
 def machine_line(results: Path) -> str:
-    """The machine of ``results/report/machine.json`` in one line (or says it is missing)."""
+    """The machine of ``results/report/machine.json`` in one line, with its memory (or says it is missing)."""
     path = results / "report" / "machine.json"
     if not path.exists():
         return f"Machine: unknown ({path} missing: the run did not reach `bench_machine`)"
-    return f"Machine: {describe(json.loads(path.read_text()))}"
+    info = json.loads(path.read_text())
+    memory = f", {info['memory_gib']} GiB memory" if info.get("memory_gib") else ""
+    return f"Machine: {describe(info)}{memory}"
 
 
 def _ok(row: Row) -> bool:
