@@ -78,9 +78,12 @@ def _cell(row: Row | None, *cells: Callable[[Row], str]) -> str:
     return _rate(row) + (f" ({extra}×)" if extra else "")
 
 
+def _is_base(row: Row) -> bool:
+    return row["variant"] == row.get("baseline")
+
+
 def _label(row: Row) -> str:
-    label = LABELS.get(row["variant"], row["variant"])
-    return label + (" (baseline)" if row["variant"] == row.get("baseline") else "")
+    return LABELS.get(row["variant"], row["variant"]) + (" (baseline)" if _is_base(row) else "")
 
 
 def _settings(rows: Sequence[Row]) -> str:
@@ -158,10 +161,6 @@ def loading_table(rows: Sequence[Row]) -> str:
             ]
         )
     return _table(["data", "legacy pipeline (baseline)", *(LABELS.get(c, c) for c in columns)], lines)
-
-
-def _is_base(row: Row) -> bool:
-    return row["variant"] == row.get("baseline")
 
 
 def _core_cell(row: Row | None) -> str:
