@@ -275,6 +275,9 @@ def test_gather_keeps_each_group_a_table_of_its_own(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "data.h5") as h5:  # each table's own counts and shards
         assert [h5[g].attrs["n_examples"] for g in ("a", "b")] == [5, 5]
         assert h5["a"].attrs["shards"] == '["a1.h5", "a2.h5"]' and h5["a"].attrs["shard_rows"] == "[3, 2]"
+    group_a = H5Examples(tmp_path / "data.h5", ["a/x", "a/y"])  # read from a1.h5, a2.h5, not the VDS
+    assert [group_a[i]["a/y"] for i in range(5)] == [0, 1, 2, 0, 1] and group_a._shards is not None
+    assert [p.name for p in group_a._shards[0]] == ["a1.h5", "a2.h5"]
     root = shard("root.h5", "", 4)
     with pytest.raises(FormatError, match=r"a1\.h5: rows in a group, but .*root\.h5 has them at the root"):
         gather([a1, root], tmp_path / "mixed.h5")

@@ -254,9 +254,12 @@ MAX_OPEN_SHARDS = 256
 
 
 def _shard_map(h5: h5py.File, path: str, keys: Sequence[str]) -> tuple[list[Path], np.ndarray] | None:
-    """For a file gathered from shards (``core.shards.gather``): the shard paths and the first row of
-    each (plus the total), else None."""
-    names, rows = h5.attrs.get("shards"), h5.attrs.get("shard_rows")
+    """For a table gathered from shards (``core.shards.gather``; at the root or in one group): the shard
+    paths and the first row of each (plus the total), else None."""
+    groups = {key.rpartition("/")[0] for key in keys}
+    group = groups.pop() if len(groups) == 1 else ""
+    table = h5[group] if group else h5  # a table in a group keeps its own attributes
+    names, rows = table.attrs.get("shards"), table.attrs.get("shard_rows")
     if names is None or rows is None or not all(h5[key].is_virtual for key in keys):
         return None
     folder = Path(path).resolve().parent
