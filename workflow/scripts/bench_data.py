@@ -1,4 +1,4 @@
-"""Snakemake adapter: data benchmark, tf.data vs the HDF5 DataModule, and the converter's MB/s."""
+"""Snakemake adapter: data benchmark, the legacy reader vs the HDF5 DataModule and vs the converter."""
 
 from tf2lightning.snakemake_job import snakemake_job
 
