@@ -237,3 +237,53 @@ def test_lightning_resumes_an_upstream_checkpoint(tmp_path: Path) -> None:
     name = "vocab_embed.embedding"
     moved = module.net.state_dict()[name] - ckpt["model"][name]
     assert moved.abs().max() > 0  # one more AdamW step from upstream's state
+
+
+def test_to_original_into_a_run_folder_writes_upstreams_hydra_config(tmp_path: Path) -> None:
+    """Upstream's loaders read ``<run>/hydra/config.yaml`` beside ``checkpoints/``: ``to-original`` writes
+    the upstream run's own config (carried by ``to-lightning``); a contradicting config stops it."""
+    import yaml
+
+    folder = upstream_dir("d3", "mpra_Conv")
+    checkpoint.convert_file("to-lightning", folder, tmp_path / "c.ckpt")
+    target = tmp_path / "run" / "checkpoints" / "checkpoint.pth"
+    checkpoint.convert_file("to-original", tmp_path / "c.ckpt", target)
+    assert runfolder.read_config(tmp_path / "run") == runfolder.read_config(folder)
+    run = Run("d3", "mpra", "Conv", arch={"legacy_model": str(tmp_path / "run")})
+    build(run).load_state_dict(runfolder.load_checkpoint(target)["model"], strict=True)
+    other = tmp_path / "other"
+    config = runfolder.read_config(folder)
+    config["model"]["hidden_size"] = 48
+    (other / "hydra").mkdir(parents=True)
+    (other / "hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(FormatError, match="contradicts the checkpoint"):
+        checkpoint.convert_file("to-original", tmp_path / "c.ckpt", other / "checkpoints" / "checkpoint.pth")
+    assert not (other / "checkpoints").exists()
+
+
+def test_to_original_of_a_model_trained_here_writes_an_upstream_config(tmp_path: Path) -> None:
+    """A Lightning checkpoint of ours (no upstream run behind it): ``to-original`` into a run folder writes
+    our run's config in upstream's schema, from which the checkpoint reloads strictly."""
+    from tf2lightning.families.d3.lit import make_module
+
+    sizes = {"hidden_size": 16, "cond_dim": 16, "n_blocks": 2, "n_heads": 2, "conv_width": 8}
+    arch = {**sizes, "graph": "uniform", "noise": "geometric", "sigma_min": 1e-4, "sigma_max": 20.0}
+    run = Run("d3", "deepstarr", "Conv", arch=arch, train={"batch_size": 4, "ema_decay": 0.9}, seed=1)
+    module = make_module(run, build(run))
+    lightning = {
+        "state_dict": module.state_dict(),
+        "optimizer_states": [module.configure_optimizers().state_dict()],
+        "global_step": 0,
+    }
+    module.on_save_checkpoint(lightning)
+    torch.save(lightning, tmp_path / "last.ckpt")
+    target = tmp_path / "run" / "checkpoints" / "checkpoint.pth"
+    checkpoint.convert_file("to-original", tmp_path / "last.ckpt", target)
+    config = runfolder.read_config(tmp_path / "run")
+    assert {k: config["model"][k] for k in ("hidden_size", "cond_dim", "n_blocks", "n_heads")} == {
+        k: v for k, v in sizes.items() if k != "conv_width"
+    }
+    assert config["graph"]["type"] == "uniform" and config["noise"]["type"] == "geometric"
+    assert config["model"]["length"] == 249 and config["training"]["ema"] == 0.9
+    reread = Run("d3", "deepstarr", "Conv", arch={"legacy_model": str(tmp_path / "run")})
+    build(reread).load_state_dict(runfolder.load_checkpoint(target)["model"], strict=True)

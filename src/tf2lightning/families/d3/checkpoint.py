@@ -9,6 +9,12 @@ parameter order), ``global_step`` and the fit loop's progress counters at that s
 ``Trainer.fit(ckpt_path=...)`` resumes at ``step`` with the same random stream (``diffusion.step_generator``).
 The learning rate, a ``numpy.float64`` in upstream's files, is stored as a float.
 
+Upstream's loaders read a run folder, not a file: ``to-original`` into ``<run>/checkpoints/`` (or
+``checkpoints-meta/``) also writes ``<run>/hydra/config.yaml`` when it is absent: the upstream run's own
+config (kept in the Lightning checkpoint by ``to-lightning``), or for a model trained here our run's
+config in upstream's schema (``legacy.hydra_config``). An existing config is kept unless its ``model``
+section contradicts the checkpoint's, which stops the conversion before anything is written.
+
     python -m tf2lightning.families.d3.checkpoint to-lightning <run folder or checkpoint_N.pth> converted.ckpt
     python -m tf2lightning.families.d3.checkpoint to-original last.ckpt <run>/checkpoints/checkpoint.pth
 """
@@ -22,6 +28,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import yaml
 
 from tf2lightning.core.atomic import atomic_path
 from tf2lightning.errors import FormatError
@@ -50,8 +57,11 @@ def _fit_loop_state(step: int) -> dict[str, Any]:
     return state
 
 
-def to_lightning(original: dict[str, Any], path: str = "<original>") -> dict[str, Any]:
-    """An original-format checkpoint dict -> a Lightning checkpoint dict (tensors shared, not copied)."""
+def to_lightning(
+    original: dict[str, Any], path: str = "<original>", hydra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An original-format checkpoint dict (and its run's ``hydra/config.yaml``, if known) -> a Lightning
+    checkpoint dict (tensors shared, not copied)."""
     _check(original, ORIGINAL_KEYS, path)
     ema = runfolder.ema_state(original, path)
     step = int(original["step"])
@@ -71,7 +81,11 @@ def to_lightning(original: dict[str, Any], path: str = "<original>") -> dict[str
         "callbacks": {},
         "optimizer_states": [optimizer],
         "lr_schedulers": [],
-        "d3_original": {"ema_decay": float(original["ema"]["decay"]), "config": original.get("config")},
+        "d3_original": {
+            "ema_decay": float(original["ema"]["decay"]),
+            "config": original.get("config"),
+            "hydra_config": hydra,
+        },
     }
 
 
@@ -99,6 +113,41 @@ def to_original(lightning: dict[str, Any], path: str = "<lightning>") -> dict[st
     return original
 
 
+def hydra_config_of(lightning: dict[str, Any]) -> dict[str, Any] | None:
+    """Upstream's ``hydra/config.yaml`` for a Lightning checkpoint: the upstream run's own, else one made
+    from our run's config (a model trained here); ``None`` when the checkpoint carries neither."""
+    meta = lightning.get("d3_original") or {}
+    if meta.get("hydra_config"):
+        return meta["hydra_config"]
+    if not meta.get("config"):
+        return None
+    from tf2lightning.families.d3.legacy import hydra_config
+    from tf2lightning.families.d3.training import Settings
+    from tf2lightning.run import run_from_dict
+
+    run = run_from_dict(meta["config"])
+    step = int(lightning["global_step"])
+    return hydra_config(run, Settings.from_run(run), step, int(run.train.get("batch_size", 32)))
+
+
+def _config_target(target: Path, config: dict[str, Any] | None) -> Path | None:
+    """``<run>/hydra/config.yaml`` to write beside a ``<run>/checkpoints*/`` target, or ``None``."""
+    target = Path(target)
+    if config is None or not target.parent.name.startswith("checkpoints"):
+        return None
+    path = target.parent.parent / runfolder.CONFIG
+    if not path.is_file():
+        return path
+    with open(path) as handle:
+        existing = yaml.safe_load(handle) or {}
+    if existing.get("model") != config.get("model"):
+        raise FormatError(
+            f"{path}: its model section {existing.get('model')} contradicts the checkpoint's "
+            f"{config.get('model')}; convert into another run folder or remove the config"
+        )
+    return None
+
+
 def _load(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
     """A checkpoint dict read with ``weights_only=True`` and upstream's numpy allow-list."""
     try:
@@ -114,13 +163,21 @@ def _load(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
 
 def convert_file(direction: str, source: Path, target: Path) -> None:
     """``to-lightning`` or ``to-original``: read ``source``, write ``target`` atomically."""
+    config_path = None
     if direction == "to-lightning":
-        _, source = runfolder.resolve(Path(source))
-        result = to_lightning(_load(source, ORIGINAL_KEYS), str(source))
+        folder, source = runfolder.resolve(Path(source))
+        hydra = runfolder.read_config(folder) if (folder / runfolder.CONFIG).is_file() else None
+        result = to_lightning(_load(source, ORIGINAL_KEYS), str(source), hydra)
     else:
-        result = to_original(_load(source, LIGHTNING_KEYS), str(source))
+        lightning = _load(source, LIGHTNING_KEYS)
+        result = to_original(lightning, str(source))
+        config = hydra_config_of(lightning)
+        config_path = _config_target(target, config)
     with atomic_path(target) as tmp:
         torch.save(result, tmp)
+    if config_path is not None:
+        with atomic_path(config_path) as tmp:
+            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def main(argv: list[str] | None = None) -> None:
