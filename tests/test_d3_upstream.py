@@ -287,3 +287,13 @@ def test_to_original_of_a_model_trained_here_writes_an_upstream_config(tmp_path:
     assert config["model"]["length"] == 249 and config["training"]["ema"] == 0.9
     reread = Run("d3", "deepstarr", "Conv", arch={"legacy_model": str(tmp_path / "run")})
     build(reread).load_state_dict(runfolder.load_checkpoint(target)["model"], strict=True)
+    assert checkpoint.ours_only(runfolder.load_checkpoint(target), config) == []
+
+
+def test_to_original_names_what_upstream_cannot_load() -> None:
+    """``kmer_kernel``'s module and log-linear noise are ours: ``to-original`` warns that upstream fails."""
+    model = build(Run("d3", "deepstarr", "Tran", arch={"hidden_size": 16, "cond_dim": 16, "kmer_kernel": 3}))
+    original = {"model": model.state_dict()}
+    assert checkpoint.ours_only(original, {"noise": {"type": "geometric"}}) == ["ours_kmer_conv"]
+    found = checkpoint.ours_only(original, {"noise": {"type": "loglinear"}})
+    assert found[0] == "ours_kmer_conv" and "'loglinear'" in found[1]

@@ -13,7 +13,9 @@ Upstream's loaders read a run folder, not a file: ``to-original`` into ``<run>/c
 ``checkpoints-meta/``) also writes ``<run>/hydra/config.yaml`` when it is absent: the upstream run's own
 config (kept in the Lightning checkpoint by ``to-lightning``), or for a model trained here our run's
 config in upstream's schema (``legacy.hydra_config``). An existing config is kept unless its ``model``
-section contradicts the checkpoint's, which stops the conversion before anything is written.
+section contradicts the checkpoint's, which stops the conversion before anything is written. Parts that
+are ours only (``ours_*`` modules such as ``kmer_kernel``'s, noise other than geometric) are written as
+they are, with a warning: upstream's code cannot load them.
 
     python -m tf2lightning.families.d3.checkpoint to-lightning <run folder or checkpoint_N.pth> converted.ckpt
     python -m tf2lightning.families.d3.checkpoint to-original last.ckpt <run>/checkpoints/checkpoint.pth
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from tf2lightning.core.atomic import atomic_path
 from tf2lightning.errors import FormatError
 from tf2lightning.families.d3 import runfolder
 
+log = logging.getLogger(__name__)
 ORIGINAL_KEYS = runfolder.CHECKPOINT_KEYS
 LIGHTNING_KEYS = ("state_dict", "optimizer_states", "global_step")
 
@@ -130,6 +134,15 @@ def hydra_config_of(lightning: dict[str, Any]) -> dict[str, Any] | None:
     return hydra_config(run, Settings.from_run(run), step, int(run.train.get("batch_size", 32)))
 
 
+def ours_only(original: dict[str, Any], config: dict[str, Any] | None) -> list[str]:
+    """What in an original-format checkpoint (and its config) upstream's code cannot load."""
+    found = sorted({k.split(".")[0] for k in original["model"] if k.startswith("ours_")})
+    noise = (config or {}).get("noise", {}).get("type", "geometric")
+    if noise != "geometric":
+        found.append(f"noise {noise!r} (upstream's noise_lib has geometric only)")
+    return found
+
+
 def _config_target(target: Path, config: dict[str, Any] | None) -> Path | None:
     """``<run>/hydra/config.yaml`` to write beside a ``<run>/checkpoints*/`` target, or ``None``."""
     target = Path(target)
@@ -173,6 +186,8 @@ def convert_file(direction: str, source: Path, target: Path) -> None:
         result = to_original(lightning, str(source))
         config = hydra_config_of(lightning)
         config_path = _config_target(target, config)
+        if unreadable := ours_only(result, config):
+            log.warning("%s: upstream's code cannot load %s (ours only)", target, ", ".join(unreadable))
     with atomic_path(target) as tmp:
         torch.save(result, tmp)
     if config_path is not None:
