@@ -3,7 +3,7 @@
 
     python benchmarks/epibert_published_training.py --input-length 131072 \\
         --out results/epibert/published/bench/training_131072bp.tsv [--warmup 1] [--repeats 3] [--threads 1]
-        [--sides torch] [--activation-checkpointing]
+        [--sides torch]
 
 Every size but the input length is the published one (``published.py``: 8 layers of width 1,024,
 8 heads, Performer, 693 motifs, the conv towers' filters). ``--input-length`` shrinks the window, and so
@@ -14,9 +14,8 @@ map; both then time the workflow's training benchmark (:func:`tf2lightning.bench
 sides) on one synthetic example with the same draws, and the TSV has the suite's columns (medians, IQR).
 The EpiBERT report pages show the tables written under ``results/epibert/published/bench/`` as rows and a
 panel of their own (``families/epibert/bench.py``'s ``extra_tables``); the default demo never runs this.
-``--sides torch`` times the port alone (the TF child still writes the weights), ``--activation-checkpointing``
-makes the port recompute its blocks' activations in the backward (``recompute.py``: the same step, less
-memory; the TF step has no such option here).
+``--sides torch`` (or ``tf``) times one side alone, each side being its own process anyway (the TF child
+still writes the weights).
 """
 
 from __future__ import annotations
@@ -91,15 +90,9 @@ def main() -> None:
     parser.add_argument(
         "--sides", nargs="+", choices=("tf", "torch"), default=["tf", "torch"], help="each its own process"
     )
-    parser.add_argument(
-        "--activation-checkpointing",
-        action="store_true",
-        help="the port recomputes its stems', towers' and transformer layers' activations (recompute.py)",
-    )
     args = parser.parse_args()
 
     run = published_training_run(args.input_length)
-    run.arch["activation_checkpointing"] = args.activation_checkpointing
     settings = Settings(
         batch_size=1, threads=args.threads, warmup=args.warmup, repeats=args.repeats, device="cpu"
     )
@@ -115,9 +108,7 @@ def main() -> None:
     rows = result_rows(run, results, settings, baseline="keras train step")
     for row in rows:  # its own panel and rows in the EpiBERT report pages (bench.extra_tables)
         row["dataset"] = f"published_{args.input_length}bp"
-        row["task"] = f"training, published sizes at {args.input_length} bp" + (
-            ", activation checkpointing" if args.activation_checkpointing else ""
-        )
+        row["task"] = f"training, published sizes at {args.input_length} bp"
     write_tsv(args.out, rows, COLUMNS)
     for row in rows:
         print(row["side"], row["variant"], row["median_s"], row["iqr_s"], row["ratio"], row["status"])

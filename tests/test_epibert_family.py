@@ -648,32 +648,6 @@ def test_benchmark_batch_is_augmented_alike_on_both_sides(
         )
 
 
-def test_activation_checkpointing_gives_the_same_step() -> None:
-    """Recomputed blocks: equal loss, gradients and BatchNorm statistics (dropout draws replayed)."""
-    from tf2lightning.families.epibert.bench import synthetic_train_batch, torch_batch
-    from tf2lightning.families.epibert.lit import make_module
-
-    batch = synthetic_train_batch(FINETUNE, 2)
-    steps = {}
-    for checkpointing in (False, True):
-        arch = {**FINETUNE.arch, "activation_checkpointing": checkpointing}
-        run = dataclasses.replace(FINETUNE, arch=arch)
-        torch.manual_seed(0)
-        module = make_module(run, model.build(run)).train()
-        torch.manual_seed(1)
-        loss = module.batch_loss(torch_batch(run, batch))
-        loss.backward()
-        grads = {n: p.grad.clone() for n, p in module.named_parameters()}
-        steps[checkpointing] = (loss.detach(), grads, dict(module.model.named_buffers()))
-    (loss, grads, buffers), (loss_ck, grads_ck, buffers_ck) = steps[False], steps[True]
-    assert float(loss) == float(loss_ck)
-    for name, grad in grads.items():
-        torch.testing.assert_close(grads_ck[name], grad, rtol=1e-5, atol=1e-7, msg=name)
-    for name, buffer in buffers.items():
-        torch.testing.assert_close(buffers_ck[name], buffer, rtol=0, atol=0, msg=name)
-    assert any(int(b) == 1 for n, b in buffers_ck.items() if n.endswith("num_batches_tracked"))
-
-
 @pytest.mark.parametrize("run", [RUN, FINETUNE], ids=["pretrain", "finetune"])
 def test_inference_benchmark_compares_every_output_with_tf(run: Run) -> None:
     """The port returns upstream's outputs (a tuple when fine-tuning); the benchmark's error vs the Keras

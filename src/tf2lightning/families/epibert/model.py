@@ -28,7 +28,6 @@ from tf2lightning.core.reference_file import Reference
 from tf2lightning.families.epibert import favor, layer_names, recorded
 from tf2lightning.families.epibert.geometry import Geometry, geometry, rotary_table
 from tf2lightning.families.epibert.modes import is_finetune
-from tf2lightning.families.epibert.recompute import run_block
 from tf2lightning.run import Run
 
 EPS = 1e-5
@@ -188,7 +187,6 @@ class EpiBERT(nn.Module):
     def __init__(self, geo: Geometry, arch: dict) -> None:
         super().__init__()
         self.crop = geo.crop
-        self.checkpointing = bool(arch.get("activation_checkpointing", False))  # see ``recompute``
         momentum = float(arch["bn_momentum"])
         seq = [int(f) for f in arch["filter_list_seq"]]
         atac = [int(f) for f in arch["filter_list_atac"]]
@@ -235,14 +233,12 @@ class EpiBERT(nn.Module):
         """The transformer's input tokens ``(N, T, d)``. ``atac`` is ``(N, La)`` or upstream's
         ``(N, La, 1)``, ``motif`` ``(N, M)`` or upstream's ``(N, 1, M)``."""
         atac, motif = atac.flatten(1), motif.flatten(1)
-        ck = self.checkpointing
-        x = run_block(self.stem_pool, run_block(self.stem, sequence.transpose(1, 2), ck), ck)
+        x = self.stem_pool(self.stem(sequence.transpose(1, 2)))
         for block in self.tower:
-            x = run_block(block, x, ck)
-        a = run_block(self.atac_stem, atac.unsqueeze(1), ck)
-        a = self.atac_stem_pool(a)
+            x = block(x)
+        a = self.atac_stem_pool(self.atac_stem(atac.unsqueeze(1)))
         for block in self.atac_tower:
-            a = run_block(block, a, ck)
+            a = block(a)
         m = self.motif_dropout2(self.motif_fc2(self.motif_dropout1(self.motif_gelu(self.motif_fc1(motif)))))
         m = m.unsqueeze(1).expand(-1, x.shape[-1], -1)
         return self.projection(torch.cat([x.transpose(1, 2), a.transpose(1, 2), m], dim=-1))
@@ -250,7 +246,7 @@ class EpiBERT(nn.Module):
     def forward(self, sequence: Tensor, atac: Tensor, motif: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         x = self.encode(sequence, atac, motif)
         for layer in self.layers:
-            x = run_block(layer, x, self.checkpointing)
+            x = layer(x)
         x = self.final_ln(x)
         profile = self._head(x, "head")
         if not self.finetune:
