@@ -23,6 +23,8 @@ class DatasetKind:
     one-hot plus two signal tracks). ``motifs`` are planted, one per activity; ``oracle`` picks upstream's
     oracle network (``oracle_nets``) and ``oracle_columns`` the activities it predicts (upstream's MPRA oracle
     predicts ``y[:, 2]``; promoter's upstream oracle is Sei, for which the demo stands in a DeepSTARR net).
+    ``max_count`` and ``forward_fraction`` shape the grammar (``synthetic``): deepstarr's dense, mostly
+    forward copies are what a demo-sized diffusion model learns in a few hundred steps.
     """
 
     length: int
@@ -33,6 +35,7 @@ class DatasetKind:
     oracle: str
     oracle_columns: tuple[int, ...] = (0,)
     max_count: int = 3
+    forward_fraction: float = 0.5
 
 
 KINDS: dict[str, DatasetKind] = {
@@ -44,6 +47,8 @@ KINDS: dict[str, DatasetKind] = {
         motifs=("TGACTCAT", "CGGAAGTG"),
         oracle="deepstarr",
         oracle_columns=(0, 1),
+        max_count=8,
+        forward_fraction=0.8,
     ),
     "mpra": DatasetKind(
         length=200,

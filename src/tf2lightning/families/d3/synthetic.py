@@ -1,8 +1,9 @@
 """Synthetic regulatory sequences with a learnable grammar (numpy only).
 
 Each activity ``j`` has one planted motif. A sequence gets ``c_j`` copies of motif ``j``
-(``c_j`` uniform in ``0..max_count``) at random non-overlapping positions of an i.i.d. uniform
-background, each copy forward or reverse-complement with equal chance. The activity is::
+(``c_j`` uniform in ``0..kind.max_count``) at random non-overlapping positions of an i.i.d. uniform
+background, each copy forward with chance ``kind.forward_fraction``, else reverse-complemented. The
+activity is::
 
     y_j = sum over copies (1.0 if forward else 0.5) + SPACING_BONUS * [two copies within SPACING bp] + noise
 
@@ -66,7 +67,7 @@ def generate(kind: DatasetKind, n: int, rng: np.random.Generator) -> Planted:
             starts = []
             for _ in range(int(rng.integers(0, kind.max_count + 1))):
                 start = _free_start(occupied, len(motif), rng)
-                forward = bool(rng.random() < 0.5)
+                forward = bool(rng.random() < kind.forward_fraction)
                 seqs[row, start : start + len(motif)] = motif if forward else reverse_complement(motif)
                 occupied[start : start + len(motif)] = True
                 activity[row, j] += FORWARD_WEIGHT if forward else REVERSE_WEIGHT
