@@ -328,3 +328,29 @@ def test_analytic_step_and_denoiser_survive_a_drifted_current_token_score() -> N
             ours / ours.sum(-1, keepdim=True), ref / ref.sum(-1, keepdim=True), rtol=1e-5, atol=1e-6
         )
         torch.testing.assert_close(ours[~drift], ref[~drift], rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("arch", ["Tran", "Conv"])
+def test_bf16_mixed_training_on_cpu_tracks_fp32(arch: str) -> None:
+    """``train.precision: bf16-mixed`` (the GPU default): the first step's loss is fp32's within bf16's
+    rounding, every loss is finite and the trained and EMA weights move."""
+    run = make_run(arch)
+    codes, activity = (torch.from_numpy(a) for a in upstream_batch(run))
+    loader = DataLoader([{"seq": codes[i], "activity": activity[i]} for i in range(len(codes))], batch_size=4)
+    losses = {}
+    for precision in ("32-true", "bf16-mixed"):
+        torch.manual_seed(run.seed)
+        module = make_module(run, build(run))
+        before = {k: v.clone() for k, v in module.state_dict().items()}
+        recorder = _Losses()
+        _trainer(3, recorder, precision=precision).fit(module, train_dataloaders=loader)
+        for part in ("net.", "ema."):
+            moved = [
+                k
+                for k, v in module.state_dict().items()
+                if k.startswith(part) and not torch.equal(v, before[k])
+            ]
+            assert moved, f"no {part} weight moved under {precision}"
+        assert np.isfinite(recorder.losses).all() and len(recorder.losses) == 3
+        losses[precision] = recorder.losses
+    assert abs(losses["bf16-mixed"][0] - losses["32-true"][0]) <= 0.02 * abs(losses["32-true"][0])
