@@ -276,7 +276,8 @@ def test_read_source_rejects_a_foreign_checkpoint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("arch", ["Tran", "Conv"])
 def test_parity_stage_against_the_numpy_reference_of_a_plain_loop_run(tmp_path: Path, arch: str) -> None:
-    """plain loop -> run folder -> reference (NumPy, not our module) -> convert_weights -> check_parity."""
+    """plain loop -> run folder -> reference (NumPy, not our module) -> convert_weights -> check_parity,
+    with a row per block (DDiT block or dilated convolution) beside the log-scores."""
     run = Run("d3", "mpra", arch, arch={**ARCH, "kmer_kernel": 1}, train=TRAIN, parity={"n_probe": 2}, seed=5)
     codes, activity = (torch.from_numpy(a) for a in upstream_batch(run))
     model, optimizer, shadow, settings, _ = _plain_run(run, 2, codes, activity)
@@ -286,6 +287,10 @@ def test_parity_stage_against_the_numpy_reference_of_a_plain_loop_run(tmp_path: 
     check_parity(run, tmp_path / "reference.h5", [tmp_path / "pth.safetensors"], tmp_path / "parity.tsv")
     table = (tmp_path / "parity.tsv").read_text()
     assert table.startswith("# verdict: PASS\n") and "log_score" in table
+    rows = [line.split("\t") for line in table.splitlines() if line.startswith("pth")]
+    layer_rows = [r for r in rows if "layer" in r]
+    assert len(layer_rows) == (2 if arch == "Tran" else 20), table
+    assert all("true" in r for r in layer_rows), table
 
 
 class _DriftedAtCurrentToken(torch.nn.Module):

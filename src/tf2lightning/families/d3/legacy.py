@@ -33,7 +33,7 @@ from tf2lightning.families.d3.training import Settings, accumulated_step, noise_
 from tf2lightning.run import Run
 
 log = logging.getLogger(__name__)
-PROBE = "probe.npz"
+PROBE = runfolder.PROBE
 
 
 def write_data(run: Run, out_dir: Path) -> None:
@@ -177,6 +177,7 @@ def reference(run: Run, model_dir: Path, data_dir: Path, out_h5: Path) -> None:
     folder, checkpoint_path = runfolder.resolve(Path(model_dir))
     which = str(run.arch.get("legacy_weights", "ema"))
     probe = folder / PROBE
+    blocks: dict[str, np.ndarray] = {}  # each block's output, from the NumPy evaluation only
     if probe.is_file():
         with np.load(probe) as arrays:
             inputs = {k: arrays[k] for k in ("x", "labels", "sigma")}
@@ -186,8 +187,11 @@ def reference(run: Run, model_dir: Path, data_dir: Path, out_h5: Path) -> None:
         state = runfolder.weights_of(runfolder.load_checkpoint(checkpoint_path), which, checkpoint_path)
         inputs = probe_inputs(run, int(run.parity.get("n_probe", 8)), run.seed + 7)
         arrays = {k: v.detach().numpy().astype(np.float64) for k, v in state.items()}
-        output = reference_forward.log_score(model_shape(run), arrays, **inputs).astype(np.float32)
+        output = reference_forward.log_score(model_shape(run), arrays, **inputs, blocks=blocks)
+        output = output.astype(np.float32)
         producer = f"NumPy evaluation of upstream's forward on {checkpoint_path} ({which} weights)"
     if output.shape[:2] != inputs["x"].shape:
         raise FormatError(f"{probe}: log_score_{which} has shape {output.shape}, x {inputs['x'].shape}")
-    write_reference_arrays(out_h5, inputs, {"log_score": output}, {}, {"producer": producer, "run": run.name})
+    layers = {k: v.astype(np.float32) for k, v in blocks.items()}
+    attrs = {"producer": producer, "run": run.name}
+    write_reference_arrays(out_h5, inputs, {"log_score": output}, layers, attrs)

@@ -344,10 +344,22 @@ def _identity(t: Tensor) -> Tensor:
     return t
 
 
-def parity_layers(run: Run) -> dict[str, tuple[str, Callable[[Tensor], Tensor]]]:
-    """No per-layer rows: the references (upstream's probe outputs) hold the log-scores only."""
-    del run
-    return {}
+def block_paths(shape: Shape) -> list[str]:
+    """The module path of each block the backbone runs: DDiT ``blocks.i`` or the Conv's ``conv_blocks.i``
+    (its dilated convolution, before the swish and the residual sum)."""
+    if shape.backbone == "Tran":
+        return [f"blocks.{i}" for i in range(shape.n_blocks)]
+    return [f"conv_blocks.{i}" for i in range(len(CONV_DILATIONS))]
+
+
+def parity_layers(run: Run) -> dict[str, str]:
+    """A row per block where the reference is ``reference_forward``'s (it records each block's output);
+    none where it is upstream's ``probe.npz``, which holds the log-scores only."""
+    from tf2lightning.families.d3 import runfolder
+
+    if runfolder.has_upstream_outputs(run):
+        return {}
+    return {path: path for path in block_paths(model_shape(run))}
 
 
 PARITY_OUTPUTS: dict[str, Callable[[Tensor], Tensor]] = {"log_score": _identity}

@@ -69,7 +69,9 @@ def _attention(
     return attended.transpose(0, 2, 1, 3).reshape(batch, length, dim) @ p[f"{name}.attn_out.weight"].T
 
 
-def _transformer(shape: Shape, p: Arrays, x: np.ndarray, labels: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _transformer(
+    shape: Shape, p: Arrays, x: np.ndarray, labels: np.ndarray, c: np.ndarray, blocks: Arrays
+) -> np.ndarray:
     signal = _linear(labels, p, "vocab_embed.signal_embedding")
     h = p["vocab_embed.embedding"][x] + (signal if shape.per_position else signal[:, None, :])
     if shape.kmer_kernel > 1:
@@ -86,6 +88,7 @@ def _transformer(shape: Shape, p: Arrays, x: np.ndarray, labels: np.ndarray, c: 
         inner = _linear(normed, p, f"{name}.mlp.0")
         inner = 0.5 * inner * (1 + np.tanh(math.sqrt(2 / math.pi) * (inner + 0.044715 * inner**3)))
         h = h + mods[5] * _linear(inner, p, f"{name}.mlp.2")
+        blocks[name] = h
     shift, scale = np.split(_linear(c, p, "output_layer.adaLN_modulation")[:, None], 2, axis=-1)
     out = _linear(
         _layer_norm(h, p["output_layer.norm_final.weight"]) * (1 + scale) + shift, p, "output_layer.linear"
@@ -100,7 +103,9 @@ def _group_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
     return normed * weight[None, :, None] + bias[None, :, None]
 
 
-def _conv(shape: Shape, p: Arrays, x: np.ndarray, labels: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _conv(
+    shape: Shape, p: Arrays, x: np.ndarray, labels: np.ndarray, c: np.ndarray, blocks: Arrays
+) -> np.ndarray:
     hot = np.eye(shape.n_tokens)[x]
     if shape.per_position:
         signal = labels
@@ -113,6 +118,7 @@ def _conv(shape: Shape, p: Arrays, x: np.ndarray, labels: np.ndarray, c: np.ndar
         h = out + _linear(c, p, f"denses.{i}.dense")[:, :, None]
         h = _group_norm(h, p[f"norms.{i}.weight"], p[f"norms.{i}.bias"])
         h = _conv1d(h, p[f"conv_blocks.{i}.weight"], p[f"conv_blocks.{i}.bias"], dilation)
+        blocks[f"conv_blocks.{i}"] = h
         out = out + h / (1 + np.exp(-h))
     hidden = _conv1d(out, p["final.0.weight"], p["final.0.bias"])
     hidden = 0.5 * hidden * (1 + _erf(hidden / math.sqrt(2)))
@@ -120,14 +126,20 @@ def _conv(shape: Shape, p: Arrays, x: np.ndarray, labels: np.ndarray, c: np.ndar
 
 
 def log_score(
-    shape: Shape, params: Arrays, x: np.ndarray, labels: np.ndarray, sigma: np.ndarray
+    shape: Shape,
+    params: Arrays,
+    x: np.ndarray,
+    labels: np.ndarray,
+    sigma: np.ndarray,
+    blocks: Arrays | None = None,
 ) -> np.ndarray:
-    """Upstream's ``score_fn(x, labels, sigma)`` (log-scores, eval mode) for a ``shape.backbone`` model."""
+    """Upstream's ``score_fn(x, labels, sigma)`` (log-scores, eval mode) for a ``shape.backbone`` model;
+    ``blocks``, when given, receives each block's output under its module path (``model.block_paths``)."""
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     labels, sigma = np.asarray(labels, np.float64), np.asarray(sigma, np.float64)
     c = _sigma_embedding(p, sigma)
     body = _transformer if shape.backbone == "Tran" else _conv
-    out = body(shape, p, np.asarray(x, np.int64), labels, c)
+    out = body(shape, p, np.asarray(x, np.int64), labels, c, {} if blocks is None else blocks)
     if shape.absorbing:  # ours: SEDD's scale by sigma for the mask graph
         out = out - np.log(np.expm1(sigma))[:, None, None] - math.log(shape.n_tokens - 1)
     return out

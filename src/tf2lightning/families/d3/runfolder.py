@@ -28,6 +28,7 @@ from tf2lightning.families.d3.model import Shape
 from tf2lightning.run import Run
 
 CONFIG = Path("hydra") / "config.yaml"
+PROBE = "probe.npz"  # upstream's own inputs and outputs, where a run folder carries them (the fixtures)
 SNAPSHOT = re.compile(r"checkpoint_(\d+)\.pth")
 CHECKPOINT_KEYS = ("model", "ema", "optimizer", "step")
 NUMPY_SCALAR_NAMES = ("numpy._core.multiarray.scalar", "numpy.core.multiarray.scalar")
@@ -97,6 +98,12 @@ def find(run: Run) -> Path | None:
     if path.is_file() or (path / CONFIG).is_file():
         return path
     return None
+
+
+def has_upstream_outputs(run: Run) -> bool:
+    """Whether ``run``'s upstream run folder carries upstream's outputs (``probe.npz``)."""
+    folder = find(run)
+    return folder is not None and (resolve(folder)[0] / PROBE).is_file()
 
 
 @functools.lru_cache(maxsize=8)
