@@ -58,6 +58,8 @@ KINDS: dict[str, DatasetKind] = {
         motifs=("CACGTGAC", "TTGCGCAA", "GGGGCGGA"),
         oracle="mpra",
         oracle_columns=(2,),
+        max_count=5,
+        forward_fraction=0.8,
     ),
     "promoter": DatasetKind(
         length=1024,
