@@ -23,8 +23,8 @@ class DatasetKind:
     one-hot plus two signal tracks). ``motifs`` are planted, one per activity; ``oracle`` picks upstream's
     oracle network (``oracle_nets``) and ``oracle_columns`` the activities it predicts (upstream's MPRA oracle
     predicts ``y[:, 2]``; promoter's upstream oracle is Sei, for which the demo stands in a DeepSTARR net).
-    ``max_count`` and ``forward_fraction`` shape the grammar (``synthetic``): deepstarr's dense, mostly
-    forward copies are what a demo-sized diffusion model learns in a few hundred steps.
+    ``max_count`` and ``forward_fraction`` shape the grammar (``synthetic``): dense, mostly forward copies
+    are what a demo-sized diffusion model learns in a few hundred steps (README, D3).
     """
 
     length: int
@@ -68,7 +68,8 @@ KINDS: dict[str, DatasetKind] = {
         layout="promoter",
         motifs=("TATAAAAG",),
         oracle="deepstarr",  # a stand-in: upstream scores promoters with Sei (H3K4me3)
-        max_count=8,
+        max_count=24,
+        forward_fraction=0.8,
     ),
 }
 
