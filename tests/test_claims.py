@@ -30,10 +30,13 @@ def test_epibert_floors_by_mode_and_d3_ratio() -> None:
     assert failures("epibert", {"pearson_r": 0.2})  # pretraining: masked ATAC under the floor
     assert failures("epibert", {"pearson_r": 0.2, "atac_pearson_r": 0.5}) == []
     assert failures("epibert", {"pearson_r": 0.05, "atac_pearson_r": 0.5})  # expression: chance is not enough
-    assert failures("d3", {"mse_ratio_diffusion_to_random": 0.7}) == []
-    assert failures("d3", {"mse_ratio_diffusion_to_random": 1.02})
+    d3 = {"mse_ratio_diffusion_to_random": 0.7, "sp_mse_ratio_diffusion_to_shuffled": 0.8}
+    assert failures("d3", d3) == []
+    assert failures("d3", {**d3, "mse_ratio_diffusion_to_random": 1.02})
+    assert failures("d3", {**d3, "sp_mse_ratio_diffusion_to_shuffled": 1.01})  # no better than shuffled DNA
     assert failures("d3", {"mse_random": 1.0}) == [
-        "mse_ratio_diffusion_to_random: missing metric(s) ['mse_ratio_diffusion_to_random']"
+        "mse_ratio_diffusion_to_random: missing metric(s) ['mse_ratio_diffusion_to_random']",
+        "sp_mse_ratio_diffusion_to_shuffled: missing metric(s) ['sp_mse_ratio_diffusion_to_shuffled']",
     ]
 
 

@@ -49,9 +49,9 @@ def test_parity_and_exports_of_every_upstream_run_folder(tmp_path: Path) -> None
 def test_demo_config_designs_beat_random_and_shuffled_dna(tmp_path: Path) -> None:
     """The demo config (``config/config.yaml``, as ``make demo`` runs it): deepstarr_Conv and deepstarr_Tran
     through to ``eval.tsv`` (only the rules it needs, about 2-3.5 min on 2 cores). Each D3 claim holds
-    (``tf2lightning.claims``) and upstream's sp-MSE of the designs beats shuffled DNA's (not a claim: the
-    other datasets' demo runs do not). The seed fixes every draw; the margins: MSE ratio to random DNA
-    0.43 (Conv) and 0.61 (Tran), sp-MSE ratio to shuffled DNA 0.50 and 0.64."""
+    (``tf2lightning.claims``: the oracle MSE beats random DNA's, upstream's sp-MSE beats shuffled DNA's).
+    The seed fixes every draw; the margins: MSE ratio to random DNA 0.43 (Conv) and 0.61 (Tran), sp-MSE
+    ratio to shuffled DNA 0.50 and 0.64."""
     from tf2lightning.claims import claims_for, failures, read_metrics
 
     workdir = copy_workflow(tmp_path)
@@ -59,5 +59,4 @@ def test_demo_config_designs_beat_random_and_shuffled_dna(tmp_path: Path) -> Non
     snakemake(workdir, "-c2", *targets)
     for target in targets:
         metrics = read_metrics(workdir / target)
-        assert claims_for("d3", metrics) and failures("d3", metrics) == [], (target, metrics)
-        assert metrics["sp_mse_ratio_diffusion_to_shuffled"] < 1.0, (target, metrics)
+        assert len(claims_for("d3", metrics)) == 2 and failures("d3", metrics) == [], (target, metrics)

@@ -10,7 +10,8 @@ clair3     every head: ``<head>_accuracy > <head>_majority_accuracy``
 epibert    masked-ATAC Pearson ``> 0.3`` (``pearson_r`` of ``pretrain``, ``atac_pearson_r`` of a
            fine-tuned run) and, fine-tuned, expression ``pearson_r > 0.1``
 d3         ``mse_ratio_diffusion_to_random < 1`` (designed sequences nearer their target activity
-           than random DNA, by the oracle)
+           than random DNA, by the oracle) and upstream's ``sp_mse_ratio_diffusion_to_shuffled < 1``
+           (designs nearer the test set's oracle profile than the test sequences shuffled)
 =========  =====================================================================================
 
 ``python -m tf2lightning.claims [config.yaml] [results_dir]`` checks every configured combination that
@@ -78,7 +79,10 @@ def claims_for(family: str, metrics: Mapping[str, float]) -> list[Claim]:
             ]
         return [Claim("pearson_r", ">", EPIBERT_ATAC_PEARSON_FLOOR)]
     if family == "d3":
-        return [Claim("mse_ratio_diffusion_to_random", "<", 1.0)]
+        return [
+            Claim("mse_ratio_diffusion_to_random", "<", 1.0),
+            Claim("sp_mse_ratio_diffusion_to_shuffled", "<", 1.0),
+        ]
     raise KeyError(f"no quality claims are defined for family {family!r}")
 
 
