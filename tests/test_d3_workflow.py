@@ -50,8 +50,8 @@ def test_demo_config_designs_beat_random_and_shuffled_dna(tmp_path: Path) -> Non
     """The demo config (``config/config.yaml``, as ``make demo`` runs it): deepstarr_Conv and deepstarr_Tran
     through to ``eval.tsv`` (only the rules it needs, about 2-3.5 min on 2 cores). Each D3 claim holds
     (``tf2lightning.claims``: the oracle MSE beats random DNA's, upstream's sp-MSE beats shuffled DNA's).
-    The seed fixes every draw; the margins: MSE ratio to random DNA 0.43 (Conv) and 0.61 (Tran), sp-MSE
-    ratio to shuffled DNA 0.50 and 0.64."""
+    Measured margins: MSE ratio to random DNA 0.39-0.43 (Conv) and 0.61 (Tran), sp-MSE
+    ratio to shuffled DNA 0.47-0.50 and 0.63-0.64 (a fresh-clone make demo and this test)."""
     from tf2lightning.claims import claims_for, failures, read_metrics
 
     workdir = copy_workflow(tmp_path)
