@@ -179,6 +179,7 @@ def convert(request: dict[str, Any], variants: Variants) -> None:
     (``bench.legacy_reads``), the baseline (:mod:`~tf2lightning.bench.reading`)."""
     run, paths = run_from_dict(request["run"]), request["paths"]
     legacy_dir = Path(paths["legacy_dir"])
+    megabytes = input_megabytes(legacy_dir)
     module = bench_module(run.family)
     if plain_torch(run.family) and hasattr(module, "legacy_reads"):
         pipelines = module.legacy_reads(run, legacy_dir, int(request["batch_size"]))
@@ -192,9 +193,9 @@ def convert(request: dict[str, Any], variants: Variants) -> None:
             data.convert(run, legacy_dir, out)
             return converted_examples(out)
 
-        variants.record(CONVERTER, lambda: timed_pass(once, input_megabytes(legacy_dir), request))
+        variants.record(CONVERTER, lambda: timed_pass(once, megabytes, request))
         variants.notes["h5_mb"] = out.stat().st_size / 1e6 if out.exists() else None
-    variants.notes["legacy_mb"] = input_megabytes(legacy_dir)
+    variants.notes["legacy_mb"] = megabytes
 
 
 def generic_route(request: dict[str, Any], variants: Variants) -> None:

@@ -151,8 +151,7 @@ def _config_target(target: Path, config: dict[str, Any] | None) -> Path | None:
     path = target.parent.parent / runfolder.CONFIG
     if not path.is_file():
         return path
-    with open(path) as handle:
-        existing = yaml.safe_load(handle) or {}
+    existing = runfolder.read_config(target.parent.parent)
     if existing.get("model") != config.get("model"):
         raise FormatError(
             f"{path}: its model section {existing.get('model')} contradicts the checkpoint's "
